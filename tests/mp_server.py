@@ -1,0 +1,31 @@
+# Runs inside the MicroPython unix port. Reads one JSON request per line on stdin:
+#   {"code": "<python source>", "data": <any json>}
+# executes the code with `data` bound (and `result = None`), then writes one line
+#   \x02{"ok": true, "result": <result>}   or   \x02{"ok": false, "tb": "<traceback>"}
+# Module state (imports, globals set by `code` via `G`) persists between requests,
+# so many small test cases share one process.
+import sys
+import json
+import io
+
+G = {}
+
+
+def _serve():
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            return
+        try:
+            req = json.loads(line)
+            ns = {"data": req.get("data"), "result": None, "G": G}
+            exec(req["code"], ns)
+            out = json.dumps({"ok": True, "result": ns["result"]})
+        except Exception as e:  # report every failure with its MicroPython traceback
+            buf = io.StringIO()
+            sys.print_exception(e, buf)
+            out = json.dumps({"ok": False, "tb": buf.getvalue()})
+        sys.stdout.write("\x02" + out + "\n")
+
+
+_serve()
