@@ -1,0 +1,517 @@
+# Non-blocking asyncio MQTT 3.1.1 client (QoS 0/1, will, TLS, auth, keepalive).
+# Every socket read/write is bounded by a timeout or by the session watchdog
+# (ping timeout) that cancels the reader; run() keeps reconnecting forever.
+# See docs/mqtt_client.md.
+import asyncio
+import socket
+from micropython import const
+from time import ticks_ms, ticks_diff
+
+try:
+    from random import getrandbits
+except ImportError:  # a port without random: no jitter
+    def getrandbits(n):
+        return 0
+
+_CONNECT = const(0x10)
+_CONNACK = const(2)
+_PUBLISH = const(3)
+_PUBACK = const(4)
+_SUBSCRIBE = const(0x82)
+_SUBACK = const(9)
+_UNSUBACK = const(11)
+_PINGRESP = const(13)
+_GATE_POLL_MS = const(100)
+_CTL_MAX = const(32)  # queued PUBACK/SUBSCRIBE items before the reader waits
+_MAX_RL = const(268435455)
+
+
+class ProtocolError(Exception):
+    pass
+
+
+def _enc_rl(buf, i, n):
+    # MQTT remaining length (§2.2.3) into buf at i; returns the next index.
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        buf[i] = b | 0x80 if n else b
+        i += 1
+        if not n:
+            return i
+
+
+def _b(s):
+    return s.encode() if isinstance(s, str) else bytes(s)
+
+
+def _str16(s):
+    s = _b(s)
+    return bytes((len(s) >> 8, len(s) & 0xFF)) + s
+
+
+def _is_ip(h):
+    if ":" in h:
+        return True
+    p = h.split(".")
+    return len(p) == 4 and all(x.isdigit() for x in p)
+
+
+class MQTTClient:
+    def __init__(self, client_id, host, port=1883, user=None, password=None,
+                 keepalive_s=30, clean_session=True, will=None, tls=None,
+                 connect_timeout_ms=10000, response_ms=10000, ping_timeout_ms=None,
+                 max_packet=4096, queue_len=16, max_inflight=8,
+                 backoff_min_ms=1000, backoff_max_ms=60000, may_connect=None,
+                 on_message=None, on_connect=None, on_puback=None, on_disconnect=None,
+                 out_buf=512):
+        self.client_id = client_id
+        self._host = host
+        self._port = port if port else (8883 if tls else 1883)
+        self._user = user
+        self._pw = password
+        self._ka_ms = keepalive_s * 1000
+        self._clean = clean_session
+        self._will = will  # (topic, payload, qos, retain)
+        self._tls = tls  # CA in DER (bytes) -> verified; ssl context; True -> unverified
+        self._conn_ms = connect_timeout_ms
+        self._resp_ms = response_ms
+        ka2 = self._ka_ms // 2
+        self._ping_to = ping_timeout_ms or (min(ka2, response_ms) if ka2 else response_ms)
+        self._max_pkt = max_packet
+        self._qlen = queue_len
+        self._max_infl = max_inflight
+        self._bo_min = backoff_min_ms
+        self._bo_max = backoff_max_ms
+        self.may_connect = may_connect or (lambda: True)
+        self.on_message = on_message
+        self.on_connect = on_connect
+        self.on_puback = on_puback
+        self.on_disconnect = on_disconnect
+        self._ip = None  # resolved once: getaddrinfo blocks
+        self._q = []  # outgoing: int pid (QoS 1) or (topic, payload, retain) (QoS 0)
+        self._unacked = {}  # pid -> [topic, payload, retain, sent]
+        self._sent = []  # pids sent and not acked, in send order
+        self._ctl = []  # int pid -> PUBACK; str topic -> SUBSCRIBE
+        self._subs = {}  # topic -> qos, re-sent on every connect
+        self._pid = 0
+        self._obuf = bytearray(out_buf)  # one packet at a time (single writer)
+        self._wake = asyncio.Event()
+        self._dead = asyncio.Event()
+        self._halt = asyncio.Event()
+        self._stop = False
+        self._s = None
+        self._last_tx = self._last_rx = self._ping_t = 0
+        self._ping_out = False
+        self.connected = False
+        self.connects = self.attempts = self.bytes_in = self.bytes_out = 0
+        self.dropped = self.errors = self.sub_failures = 0
+        self.last_error = None
+
+    # ---- API (never blocks, never raises) ----
+
+    def publish(self, topic, payload, qos=0, retain=False):
+        """Queue a message. Returns the packet id (QoS 1), True (QoS 0) or False."""
+        try:
+            t = _b(topic)
+            p = _b(payload)
+            if (not t or b"+" in t or b"#" in t or len(t) > 0xFFFF or qos not in (0, 1)
+                    or self._stop or len(self._q) >= self._qlen
+                    or (qos == 0 and not self.connected)):  # stale telemetry is useless
+                self.dropped += 1
+                return False
+            if qos == 0:
+                self._q.append((t, p, retain))
+                self._wake.set()
+                return True
+            pid = self._next_pid()
+            self._unacked[pid] = [t, p, retain, False]
+            self._q.append(pid)
+            self._wake.set()
+            return pid
+        except Exception:
+            self.dropped += 1
+            return False
+
+    def subscribe(self, topic, qos=0):
+        """Remember a subscription (sent now if connected, and on every connect)."""
+        if qos not in (0, 1) or not topic:
+            return False
+        self._subs[topic] = qos
+        if self.connected:
+            self._ctl.append(topic)
+            self._wake.set()
+        return True
+
+    def pending(self):
+        """QoS 1 messages not yet acknowledged (queued or in flight)."""
+        return len(self._unacked)
+
+    async def disconnect(self):
+        """Flush the queue, send DISCONNECT (no will), close; run() returns."""
+        self._stop = True
+        self._halt.set()
+        self._wake.set()
+        if self.connected:
+            try:
+                await asyncio.wait_for_ms(self._dead.wait(), self._resp_ms)
+            except Exception:
+                pass
+        self._dead.set()
+
+    async def run(self):
+        """Stay connected until disconnect(); raises only CancelledError."""
+        fails = 0
+        self._stop = False
+        self._halt.clear()
+        while not self._stop:
+            while not self._gate():
+                await asyncio.sleep_ms(_GATE_POLL_MS)
+                if self._stop:
+                    return
+            t0 = ticks_ms()
+            up = False
+            try:
+                self.attempts += 1
+                up = await self._session()
+            except Exception as e:
+                self.errors += 1
+                self.last_error = repr(e)
+            if self._stop:
+                return
+            # A session that lived a keepalive period resets the backoff
+            if up and ticks_diff(ticks_ms(), t0) >= max(self._ka_ms, 5000):
+                fails = 0
+            d = min(self._bo_max, self._bo_min << min(fails, 16))
+            d -= (d * getrandbits(8)) >> 9  # jitter: 50..100 % of d
+            fails += 1
+            try:
+                await asyncio.wait_for_ms(self._halt.wait(), d)
+            except asyncio.TimeoutError:
+                pass
+
+    # ---- internals ----
+
+    def _gate(self):
+        try:
+            return bool(self.may_connect())
+        except Exception:
+            return False  # a broken gate must not start a blocking handshake
+
+    def _next_pid(self):
+        while True:
+            self._pid = self._pid % 0xFFFF + 1
+            if self._pid not in self._unacked:
+                return self._pid
+
+    def _addr(self):
+        if self._ip is None:
+            h = self._host
+            if not _is_ip(h):
+                a = socket.getaddrinfo(h, self._port, 0, socket.SOCK_STREAM)[0][-1]
+                if isinstance(a, tuple):
+                    h = a[0]
+                else:  # unix port: raw sockaddr
+                    f, ip, _ = socket.sockaddr(a)
+                    h = socket.inet_ntop(f, ip)
+            self._ip = h
+        return self._ip
+
+    def _ctx(self):
+        t = self._tls
+        if not t:
+            return None
+        if t is True or isinstance(t, (bytes, bytearray)):
+            import ssl
+            c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            if t is True:
+                c.verify_mode = ssl.CERT_NONE
+            else:
+                c.verify_mode = ssl.CERT_REQUIRED
+                c.load_verify_locations(cadata=t)
+            self._tls = t = c
+        return t
+
+    def _connect_pkt(self):
+        flags = 2 if self._clean else 0
+        pl = _str16(self.client_id)
+        w = self._will
+        if w:
+            flags |= 4 | (w[2] << 3) | (0x20 if w[3] else 0)
+            pl += _str16(w[0]) + _str16(w[1])
+        if self._user is not None:
+            flags |= 0x80
+            pl += _str16(self._user)
+            if self._pw is not None:
+                flags |= 0x40
+                pl += _str16(self._pw)
+        ka = self._ka_ms // 1000
+        vh = b"\x00\x04MQTT\x04" + bytes((flags, ka >> 8, ka & 0xFF))
+        hdr = bytearray(5)
+        hdr[0] = _CONNECT
+        n = _enc_rl(hdr, 1, len(vh) + len(pl))
+        return bytes(hdr[:n]) + vh + pl
+
+    async def _session(self):
+        # Returns True if CONNACK accepted; raises on any failure.
+        ctx = self._ctx()
+        host = self._addr()
+        s = None
+        rt = wt = None
+        self._dead.clear()
+        try:
+            if ctx:
+                s, _ = await asyncio.wait_for_ms(
+                    asyncio.open_connection(host, self._port, ssl=ctx,
+                                            server_hostname=self._host), self._conn_ms)
+            else:
+                s, _ = await asyncio.wait_for_ms(
+                    asyncio.open_connection(host, self._port), self._conn_ms)
+            self._s = s
+            pkt = self._connect_pkt()
+            s.write(pkt)  # TLS: the handshake runs here and in drain (blocks in C)
+            await asyncio.wait_for_ms(s.drain(), self._conn_ms)
+            self.bytes_out += len(pkt)
+            ack = await asyncio.wait_for_ms(s.readexactly(4), self._conn_ms)
+            self.bytes_in += 4
+            if ack[0] != _CONNACK << 4 or ack[1] != 2:
+                raise ProtocolError("bad CONNACK")
+            if ack[3]:
+                raise OSError("refused %d" % ack[3])
+            self._last_tx = self._last_rx = ticks_ms()
+            self._ping_out = False
+            self._ctl = list(self._subs)
+            # unacked QoS 1 go first again (with DUP=1 when sent before)
+            self._q = [p for p in self._sent if p in self._unacked] + self._q
+            self._sent = []
+            self.connects += 1
+            self.connected = True
+            rt = asyncio.create_task(self._reader(s))
+            wt = asyncio.create_task(self._writer(s))
+            if self.on_connect:
+                try:
+                    self.on_connect()
+                except Exception as e:
+                    self.last_error = repr(e)
+            await self._dead.wait()
+            return True
+        finally:
+            was = self.connected
+            self.connected = False
+            if rt:
+                rt.cancel()
+            if wt:
+                wt.cancel()
+            self._s = None
+            if s:
+                try:
+                    await s.wait_closed()  # closes the socket (does not yield)
+                except Exception:
+                    pass
+            if was and self.on_disconnect:
+                try:
+                    self.on_disconnect()
+                except Exception:
+                    pass
+
+    def _fail(self, e):
+        self.errors += 1
+        self.last_error = repr(e)
+        self._dead.set()
+
+    async def _read(self, s, n):
+        b = await asyncio.wait_for_ms(s.readexactly(n), self._resp_ms)
+        self.bytes_in += n
+        return b
+
+    async def _reader(self, s):
+        try:
+            while True:
+                h = (await s.readexactly(1))[0]  # idle wait: bounded by the ping watchdog
+                self.bytes_in += 1
+                n = 0
+                for i in range(4):
+                    b = (await self._read(s, 1))[0]
+                    n |= (b & 0x7F) << (7 * i)
+                    if not b & 0x80:
+                        break
+                else:
+                    raise ProtocolError("remaining length")
+                if n > self._max_pkt:
+                    raise ProtocolError("oversize %d" % n)
+                body = await self._read(s, n) if n else b""
+                self._last_rx = ticks_ms()
+                await self._handle(h >> 4, h & 15, body)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self._fail(e)
+
+    async def _handle(self, t, flags, body):
+        n = len(body)
+        if t == _PUBLISH:
+            qos = (flags >> 1) & 3
+            if qos > 1 or n < 2:
+                raise ProtocolError("publish")
+            tl = body[0] << 8 | body[1]
+            i = 2 + tl
+            if tl == 0 or i + 2 * qos > n:
+                raise ProtocolError("publish")
+            topic = body[2:i].decode()  # UnicodeError on bad UTF-8 -> closes
+            pid = 0
+            if qos:
+                pid = body[i] << 8 | body[i + 1]
+                i += 2
+                if not pid:
+                    raise ProtocolError("pid 0")
+            if self.on_message:
+                try:
+                    self.on_message(topic, body[i:], bool(flags & 1))
+                except Exception as e:
+                    self.last_error = repr(e)  # an app bug must not drop the link
+            if qos:
+                while len(self._ctl) >= _CTL_MAX:  # back-pressure on a flood
+                    await asyncio.sleep_ms(10)
+                self._ctl.append(pid)
+                self._wake.set()
+            return
+        if flags:
+            raise ProtocolError("flags")
+        if t == _PUBACK and n == 2:
+            pid = body[0] << 8 | body[1]
+            if self._unacked.pop(pid, None) is not None:
+                if pid in self._sent:
+                    self._sent.remove(pid)
+                self._wake.set()  # room in flight
+                if self.on_puback:
+                    try:
+                        self.on_puback(pid)
+                    except Exception as e:
+                        self.last_error = repr(e)
+        elif t == _PINGRESP and n == 0:
+            self._ping_out = False
+        elif t == _SUBACK and n >= 3:
+            for rc in body[2:]:
+                if rc & 0x80:
+                    self.sub_failures += 1
+        elif t == _UNSUBACK and n == 2:
+            pass
+        else:  # CONNACK twice, QoS 2 flow, client-only types, bad lengths
+            raise ProtocolError("type %d" % t)
+
+    async def _send(self, s, h0, topic, pid, payload):
+        # One packet: fixed header, [topic], [pid], [payload]; copied into the
+        # preallocated buffer when it fits, so the socket sees one write.
+        vl = (2 + len(topic) if topic is not None else 0) + (2 if pid else 0)
+        rl = vl + (len(payload) if payload else 0)
+        if rl > _MAX_RL:
+            raise ValueError("too long")
+        buf = self._obuf
+        if rl + 5 <= len(buf):
+            mv = memoryview(buf)
+            buf[0] = h0
+            i = _enc_rl(buf, 1, rl)
+            if topic is not None:
+                buf[i] = len(topic) >> 8
+                buf[i + 1] = len(topic) & 0xFF
+                mv[i + 2:i + 2 + len(topic)] = topic
+                i += 2 + len(topic)
+            if pid:
+                buf[i] = pid >> 8
+                buf[i + 1] = pid & 0xFF
+                i += 2
+            if payload:
+                mv[i:i + len(payload)] = payload
+                i += len(payload)
+            s.write(mv[:i])
+        else:  # larger than the buffer: a few writes, still one drain
+            hb = bytearray(9)
+            hb[0] = h0
+            i = _enc_rl(hb, 1, rl)
+            if topic is not None:
+                hb[i] = len(topic) >> 8
+                hb[i + 1] = len(topic) & 0xFF
+                i += 2
+            s.write(bytes(hb[:i]))
+            if topic is not None:
+                s.write(topic)
+            if pid:
+                s.write(bytes((pid >> 8, pid & 0xFF)))
+            s.write(payload)
+            i = rl + _enc_rl(hb, 1, rl)
+        await asyncio.wait_for_ms(s.drain(), self._resp_ms)  # buf reusable after this
+        self.bytes_out += i
+        self._last_tx = ticks_ms()
+
+    async def _writer(self, s):
+        try:
+            while True:
+                self._wake.clear()
+                while self._ctl:
+                    c = self._ctl.pop(0)
+                    if isinstance(c, int):  # PUBACK for an incoming QoS 1
+                        await self._send(s, _PUBACK << 4, None, c, None)
+                    elif c in self._subs:
+                        await self._send(s, _SUBSCRIBE, None, self._next_sub_pid(),
+                                         _str16(c) + bytes((self._subs[c],)))
+                while self._q and not self._ctl:
+                    m = self._q[0]
+                    if isinstance(m, int):
+                        u = self._unacked.get(m)
+                        if u is None:  # acked meanwhile (re-sent list)
+                            self._q.pop(0)
+                            continue
+                        if len(self._sent) >= self._max_infl:
+                            break
+                        h0 = 0x32 | (8 if u[3] else 0) | (1 if u[2] else 0)
+                        self._q.pop(0)
+                        u[3] = True
+                        self._sent.append(m)
+                        await self._send(s, h0, u[0], m, u[1])
+                    else:
+                        self._q.pop(0)
+                        await self._send(s, 0x30 | (1 if m[2] else 0), m[0], 0, m[1])
+                if self._ctl:
+                    continue
+                if self._stop and (not self._q or len(self._sent) >= self._max_infl):
+                    s.write(b"\xe0\x00")
+                    await asyncio.wait_for_ms(s.drain(), self._resp_ms)
+                    self.bytes_out += 2
+                    self._dead.set()
+                    return
+                wait = self._keepalive(s)
+                if wait < 0:
+                    s.write(b"\xc0\x00")  # PINGREQ
+                    await asyncio.wait_for_ms(s.drain(), self._resp_ms)
+                    self.bytes_out += 2
+                    self._last_tx = self._ping_t = ticks_ms()
+                    self._ping_out = True
+                    continue
+                try:
+                    await asyncio.wait_for_ms(self._wake.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self._fail(e)
+
+    def _keepalive(self, s):
+        # ms until the next keepalive action; <0 = send PINGREQ now.
+        # Ping when nothing was sent OR nothing received for keepalive/2:
+        # the second detects a half-open TCP link while we only publish.
+        if not self._ka_ms:
+            return 1000
+        now = ticks_ms()
+        if self._ping_out:
+            left = self._ping_to - ticks_diff(now, self._ping_t)
+            if left <= 0:
+                raise OSError("ping timeout")
+            return left
+        half = self._ka_ms // 2
+        idle = max(ticks_diff(now, self._last_tx), ticks_diff(now, self._last_rx))
+        return -1 if idle >= half else half - idle
+
+    def _next_sub_pid(self):
+        # SUBSCRIBE ids share the space with QoS 1 ids; SUBACK is not tracked
+        return self._next_pid()

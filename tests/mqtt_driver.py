@@ -1,0 +1,90 @@
+# Runs in the MicroPython unix port: firmware.mqtt.MQTTClient driven by JSON
+# lines on stdin, events as JSON lines on stdout (see tests/broker.py Device).
+# A ticker task beside the client records the longest event-loop gap.
+import sys
+import json
+import asyncio
+from binascii import hexlify
+from time import ticks_ms, ticks_us, ticks_diff
+from firmware.mqtt import MQTTClient
+
+cfg = json.loads(sys.argv[1])
+tick_ms = cfg.pop("tick_ms", 10)
+gate = [cfg.pop("gate", True)]
+ca = cfg.pop("ca_file", None)
+if ca:
+    with open(ca, "rb") as f:
+        cfg["tls"] = f.read()
+if cfg.get("will"):
+    cfg["will"] = tuple(cfg["will"])
+gap = [0, 0]  # longest tick gap (us), ticks
+
+
+def emit(**kw):
+    sys.stdout.write(json.dumps(kw) + "\n")
+
+
+def on_msg(topic, payload, retained):
+    emit(ev="msg", t=topic, p=hexlify(payload).decode(), r=retained)
+
+
+c = MQTTClient(may_connect=lambda: gate[0], on_message=on_msg,
+               on_connect=lambda: emit(ev="connect", n=c.connects),
+               on_puback=lambda pid: emit(ev="puback", pid=pid),
+               on_disconnect=lambda: emit(ev="down"), **cfg)
+
+
+async def ticker():
+    last = ticks_us()
+    while True:
+        await asyncio.sleep_ms(tick_ms)
+        now = ticks_us()
+        d = ticks_diff(now, last)
+        last = now
+        gap[1] += 1
+        if d > gap[0]:
+            gap[0] = d
+
+
+def stats():
+    return dict(ev="stats", connected=c.connected, connects=c.connects, attempts=c.attempts,
+                bytes_in=c.bytes_in, bytes_out=c.bytes_out, dropped=c.dropped,
+                errors=c.errors, sub_failures=c.sub_failures, pending=c.pending(),
+                last_error=c.last_error, gap_us=gap[0], ticks=gap[1])
+
+
+async def runner():
+    await c.run()
+    emit(ev="run_exit")
+
+
+async def main():
+    asyncio.create_task(ticker())
+    asyncio.create_task(runner())
+    rd = asyncio.StreamReader(sys.stdin)
+    while True:
+        line = await rd.readline()
+        if not line:
+            return
+        m = json.loads(line)
+        op = m["op"]
+        if op == "pub":
+            emit(ev="pub", ret=c.publish(m["t"], m["p"], m.get("q", 0), m.get("r", False)))
+        elif op == "sub":
+            emit(ev="sub", ret=c.subscribe(m["t"], m.get("q", 0)))
+        elif op == "gate":
+            gate[0] = m["v"]
+            emit(ev="gate")
+        elif op == "stats":
+            emit(**stats())
+        elif op == "reset_gap":
+            gap[0] = gap[1] = 0
+            emit(ev="reset_gap")
+        elif op == "disconnect":
+            await c.disconnect()
+            emit(ev="disconnected")
+        elif op == "quit":
+            return
+
+
+asyncio.run(main())
