@@ -1,0 +1,297 @@
+# Validated configuration: one schema row per key; every change is checked
+# against it, and a bad value or file never reaches the rest of the firmware.
+from micropython import const
+
+# kinds
+_INT = const(0)  # lo..hi
+_INT0 = const(1)  # 0 or lo..hi
+_BOOL = const(2)
+_STR = const(3)  # length lo..hi, printable ASCII
+_STR0 = const(4)  # "" or length lo..hi
+_ID = const(5)  # length lo..hi of [a-zA-Z0-9_-]
+_TOPIC = const(6)  # like _STR, no MQTT wildcards, no leading/trailing '/'
+_ONEOF = const(7)  # lo is the tuple of allowed values
+_LIST = const(8)  # list of len(default) ints, each lo..hi
+
+_SECRET = const(1)
+
+# key, kind, lo, hi, default, flags, help  -- adding a key is one line here.
+SCHEMA = (
+    ("id", _ID, 1, 24, "wb1", 0, "wallbox id: 1-24 of a-z A-Z 0-9 _ -"),
+    ("board", _STR, 0, 24, "", 0, "board module name, '' = auto"),
+    ("max_current_a", _INT, 6, 80, 16, 0, "installation limit (A)"),
+    ("cable_fixed_a", _INT0, 6, 80, 0, 0, "fixed cable rating (A), 0 = socket with PP"),
+    ("require_auth", _BOOL, 0, 0, False, 0, "charging waits for authorization"),
+    ("ventilation", _BOOL, 0, 0, False, 0, "ventilation present: allow state D"),
+    ("phases", _ONEOF, (1, 3), 0, 3, 0, "phases wired: 1 or 3"),
+    ("phase_switch", _BOOL, 0, 0, False, 0, "second contactor fitted (1/3 phase switching)"),
+    ("lock", _BOOL, 0, 0, False, 0, "socket lock fitted"),
+    ("fallback_current_a", _INT0, 6, 80, 6, 0, "current when backend is silent (A), 0 = stop"),
+    ("fallback_timeout_s", _INT, 0, 86400, 0, 0, "backend silence before fallback (s), 0 = off"),
+    ("min_off_s", _INT, 0, 600, 60, 0, "minimum contactor off time (s)"),
+    ("max_phase_switches", _INT, 0, 20, 5, 0, "phase switches allowed per session"),
+    ("control_period_ms", _INT, 1, 50, 10, 0, "control loop period (ms)"),
+    ("meter", _ONEOF, ("none", "internal", "sdm120", "sdm630"), 0, "internal", 0,
+     "energy meter: none|internal|sdm120|sdm630"),
+    ("meter_addr", _INT, 1, 247, 1, 0, "Modbus address of the meter"),
+    ("mains_v", _INT, 100, 260, 230, 0, "nominal phase voltage (V)"),
+    ("ct_cal_pm", _LIST, 500, 2000, (1000, 1000, 1000), 0, "CT gain per phase (permille)"),
+    ("cp_gain_pm", _INT, 800, 1200, 1000, 0, "CP measurement gain (permille)"),
+    ("cp_offset_mv", _INT, -2000, 2000, 0, 0, "CP measurement offset (mV)"),
+    ("wifi_ssid", _STR, 0, 32, "", 0, "WiFi network name, '' = off"),
+    ("wifi_password", _STR0, 8, 63, "", _SECRET, "WiFi password ('' or 8-63 chars)"),
+    ("mqtt_host", _STR, 0, 253, "", 0, "MQTT broker host, '' = off"),
+    ("mqtt_port", _INT, 1, 65535, 1883, 0, "MQTT broker port"),
+    ("mqtt_user", _STR, 0, 64, "", 0, "MQTT user name"),
+    ("mqtt_password", _STR, 0, 128, "", _SECRET, "MQTT password"),
+    ("mqtt_tls", _BOOL, 0, 0, False, 0, "MQTT over TLS"),
+    ("mqtt_ca", _STR, 0, 64, "", 0, "CA certificate file for TLS, '' = none"),
+    ("mqtt_client_id", _ID, 0, 23, "", 0, "MQTT client id, '' = wallbox-<id>"),
+    ("mqtt_base", _TOPIC, 0, 64, "", 0, "topic base, '' = wallbox/<id>"),
+    ("ha_discovery", _BOOL, 0, 0, True, 0, "publish Home Assistant discovery"),
+    ("ha_prefix", _TOPIC, 1, 64, "homeassistant", 0, "Home Assistant discovery prefix"),
+    ("telemetry_s", _INT, 1, 3600, 10, 0, "telemetry interval (s)"),
+)
+
+_ROWS = {}
+for _r in SCHEMA:
+    _ROWS[_r[0]] = _r
+_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
+_TRUE = ("true", "1", "on", "yes")
+_FALSE = ("false", "0", "off", "no")
+_REC = "config"
+_REC_VER = const(1)
+
+
+def _tname(v):
+    return "bool" if type(v) is bool else type(v).__name__
+
+
+def _as_int(key, v):
+    """(int, None) or (None, error): bools and fractional floats are not ints."""
+    if type(v) is int:
+        return v, None
+    if type(v) is float:
+        try:
+            i = int(v)
+        except (OverflowError, ValueError):
+            return None, "%s: %r is not a whole number" % (key, v)
+        if i == v:
+            return i, None
+        return None, "%s: %r is not a whole number" % (key, v)
+    return None, "%s: expected int, got %s" % (key, _tname(v))
+
+
+def check(key, v):
+    """(normalized value, None) or (None, error saying what is allowed)."""
+    r = _ROWS.get(key)
+    if r is None:
+        return None, "unknown key %r (see describe())" % (key,)
+    kind, lo, hi = r[1], r[2], r[3]
+    if kind == _BOOL:
+        if type(v) is bool:
+            return v, None
+        return None, "%s: expected true or false, got %s" % (key, _tname(v))
+    if kind in (_INT, _INT0):
+        v, err = _as_int(key, v)
+        if err:
+            return None, err
+        if lo <= v <= hi or (kind == _INT0 and v == 0):
+            return v, None
+        alt = "0 or " if kind == _INT0 else ""
+        return None, "%s: %d out of range, allowed %s%d..%d" % (key, v, alt, lo, hi)
+    if kind == _ONEOF:
+        if type(r[4]) is int:
+            v2, err = _as_int(key, v)
+            if err:
+                return None, err
+            v = v2
+        elif type(v) is not str:
+            return None, "%s: expected str, got %s" % (key, _tname(v))
+        if v in lo:
+            return v, None
+        return None, "%s: %r not allowed, one of %s" % (key, v, "|".join(str(a) for a in lo))
+    if kind == _LIST:
+        n = len(r[4])
+        if type(v) not in (list, tuple) or len(v) != n:
+            return None, "%s: expected a list of %d ints" % (key, n)
+        out = []
+        for x in v:
+            x2, err = _as_int(key, x)
+            if err:
+                return None, err
+            if not lo <= x2 <= hi:
+                return None, "%s: %d out of range, each allowed %d..%d" % (key, x2, lo, hi)
+            out.append(x2)
+        return tuple(out), None
+    # strings
+    if type(v) is not str:
+        return None, "%s: expected str, got %s" % (key, _tname(v))
+    n = len(v)
+    if not (lo <= n <= hi or (kind == _STR0 and n == 0)):
+        alt = "0 or " if kind == _STR0 else ""
+        return None, "%s: length %d, allowed %s%d..%d" % (key, n, alt, lo, hi)
+    for c in v:
+        if kind == _ID:
+            if c not in _ID_CHARS:
+                return None, "%s: %r not allowed, only a-z A-Z 0-9 _ -" % (key, c)
+        elif not " " <= c <= "~" or (kind == _TOPIC and c in "+#"):
+            return None, "%s: character %r not allowed%s" % (
+                key, c, " (no MQTT wildcards)" if kind == _TOPIC else "")
+    if kind == _TOPIC and n and (v[0] == "/" or v[-1] == "/"):
+        return None, "%s: no leading or trailing '/'" % key
+    return v, None
+
+
+def parse(key, text):
+    """(value, None) or (None, error) from console/MQTT text for `key`."""
+    r = _ROWS.get(key)
+    if r is None:
+        return check(key, None)
+    if type(text) is not str:
+        return None, "%s: expected text" % key
+    kind, t = r[1], text.strip()
+    if kind == _BOOL:
+        if t.lower() in _TRUE:
+            return True, None
+        if t.lower() in _FALSE:
+            return False, None
+        return None, "%s: %r is not a bool, use true|false|1|0|on|off" % (key, text)
+    if kind in (_INT, _INT0, _LIST) or (kind == _ONEOF and type(r[4]) is int):
+        parts = t.strip("[]()").split(",") if kind == _LIST else [t]
+        vals = []
+        for p in parts:
+            try:
+                vals.append(int(p.strip()))
+            except ValueError:
+                return None, "%s: %r is not an integer" % (key, p.strip())
+        return check(key, vals if kind == _LIST else vals[0])
+    return check(key, text)  # strings keep their spaces
+
+
+class Config:
+    """Current configuration; persisted through a Store (or RAM only)."""
+
+    def __init__(self, store=None):
+        self.store = store
+        self.version = 0  # bumped on every change: cheap for the runtime to poll
+        self._v = {}
+        self._defaults()
+        if store is not None:
+            self._load()
+
+    def _defaults(self):
+        for r in SCHEMA:
+            self._v[r[0]] = r[4]
+
+    def _load(self):
+        saved = self.store.get(_REC, _REC_VER)
+        bad = [p[1] for p in self.store.problems if p[0] == _REC]
+        if saved is None:
+            if bad:
+                self.store.event("config_corrupt", "defaults: " + bad[-1], 0)
+            return
+        if type(saved) is not dict:
+            self.store.event("config_corrupt", "defaults: not a dict", 0)
+            return
+        # a whole file with a key out of today's schema: keep the rest
+        wrong = []
+        for k in saved:
+            v, err = check(k, saved[k])
+            if err:
+                wrong.append(k)
+            else:
+                self._v[k] = v
+        if wrong:
+            self.store.event("config_corrupt", "defaults for: " + ",".join(sorted(wrong)), 0)
+            self._save()
+
+    def _save(self):
+        if self.store is not None:
+            self.store.put(_REC, self.as_dict(False), 0, _REC_VER)
+
+    def _log(self, keys):
+        self.version += 1
+        self._save()
+        if self.store is not None:
+            self.store.event("config", ",".join(keys))
+
+    def get(self, key):
+        return self._v[key]
+
+    def set(self, key, value):
+        """None, or an error string (and nothing changed)."""
+        v, err = check(key, value)
+        if err:
+            return err
+        if self._v[key] != v:
+            self._v[key] = v
+            self._log((key,))
+        return None
+
+    def set_text(self, key, text):
+        """Console/MQTT form: parse text for key, then set."""
+        v, err = parse(key, text)
+        return err or self.set(key, v)
+
+    def update(self, values):
+        """Set several keys, all or nothing: None or the first error."""
+        if type(values) is not dict:
+            return "expected a dict of key: value"
+        new = {}
+        for k in values:
+            v, err = check(k, values[k])
+            if err:
+                return err
+            new[k] = v
+        changed = [k for k in new if self._v[k] != new[k]]
+        for k in changed:
+            self._v[k] = new[k]
+        if changed:
+            self._log(sorted(changed))
+        return None
+
+    def reset(self):
+        """Back to defaults (persisted, logged)."""
+        self._defaults()
+        self._log(("reset",))
+
+    def as_dict(self, redact=True):
+        """Copy of all keys; secrets that are set show as '***'."""
+        d = {}
+        for r in SCHEMA:
+            v = self._v[r[0]]
+            if type(v) is tuple:
+                v = list(v)
+            if redact and r[5] & _SECRET and v:
+                v = "***"
+            d[r[0]] = v
+        return d
+
+    def describe(self):
+        """Help table for the console: key, allowed, default, help."""
+        lines = []
+        for r in SCHEMA:
+            kind, lo, hi = r[1], r[2], r[3]
+            if kind == _BOOL:
+                allowed = "bool"
+            elif kind == _INT:
+                allowed = "int %d..%d" % (lo, hi)
+            elif kind == _INT0:
+                allowed = "int 0|%d..%d" % (lo, hi)
+            elif kind == _ONEOF:
+                allowed = "|".join(str(a) for a in lo)
+            elif kind == _LIST:
+                allowed = "%d ints %d..%d" % (len(r[4]), lo, hi)
+            else:
+                allowed = "str %s%d..%d" % ("0|" if kind == _STR0 else "", lo, hi)
+            dflt = list(r[4]) if type(r[4]) is tuple else r[4]
+            lines.append("%-20s %-22s %-16s %s%s" % (
+                r[0], allowed, repr(dflt), r[6], " (secret)" if r[5] & _SECRET else ""))
+        return "\n".join(lines)
+
+    def client_id(self):
+        return self._v["mqtt_client_id"] or "wallbox-" + self._v["id"]
+
+    def base_topic(self):
+        return self._v["mqtt_base"] or "wallbox/" + self._v["id"]

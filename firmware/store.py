@@ -1,0 +1,477 @@
+# Persistence: atomic, checksummed record files on flash, and on top of them
+# the lifetime energy counter, session records (+ outbox), event log, boot
+# counter and persisted setpoints. See docs/persistence.md.
+#
+# Flash writes block inside C (DESIGN.md), so nothing here writes by itself
+# except boot(): mutators change RAM and mark a record dirty with a due time;
+# the runtime's flush task calls flush() when flush_due() and the moment suits.
+import json
+import os
+import time
+from micropython import const
+
+try:
+    from binascii import crc32
+except ImportError:  # port built without it: slow but small records only
+    def crc32(data, crc=0):
+        crc ^= 0xFFFFFFFF
+        for b in data:
+            crc ^= b
+            for _ in range(8):
+                crc = (crc >> 1) ^ (0xEDB88320 & -(crc & 1))
+        return crc ^ 0xFFFFFFFF
+
+_MAGIC = "WBR1"
+_EEXIST = const(17)
+_EPOCH_2000 = const(946684800)
+_EPOCH_MIN = const(1704067200)  # 2024-01-01: below this the clock is not set
+
+# How long a dirty record may wait in RAM (ms) before flush_due() says so.
+HOLD_NOW = const(0)  # boot, session end, config, energy step crossed
+HOLD_ACK = const(2000)  # coalesce the PUBACKs of an outbox burst
+HOLD_LAZY = const(60000)  # events, setpoints, session start
+_HOLD_RETRY = const(10000)  # after a failed write: don't spin on a bad flash
+
+SESSIONS_MAX = const(100)
+EVENTS_MAX = const(200)
+_SESS_PER = const(10)  # entries per chunk file: a commit rewrites one chunk
+_EV_PER = const(20)
+_TEXT_MAX = const(80)  # event detail / stop reason bound keeps chunks small
+
+_V_STATE = const(1)
+_V_SESS = const(1)
+_V_EV = const(1)
+
+# session entry fields (stored as a list: ~half the bytes of a dict)
+_S_SEQ = const(0)
+_S_SID = const(1)
+_S_ACK = const(10)
+_SESS_KEYS = ("sid", "start_s", "start_up_s", "stop_s", "stop_up_s", "wh", "dur_s",
+              "max_ma", "reason")
+# open session in RAM: [sid, start_s, start_up_s, wh, max_ma]
+_O_WH = const(3)
+_O_MA = const(4)
+
+
+def encode(obj, ver):
+    """Record bytes: header line 'WBR1 <ver> <len> <crc32>' + JSON body."""
+    body = json.dumps(obj).encode()
+    head = "%s %d %d %08x\n" % (_MAGIC, ver, len(body), crc32(body) & 0xFFFFFFFF)
+    return head.encode() + body
+
+
+def decode(data):
+    """(obj, ver) from record bytes; ValueError names what is wrong."""
+    nl = data.find(b"\n")
+    if nl < 0:
+        raise ValueError("truncated")
+    head = data[:nl].split()
+    if len(head) != 4 or head[0] != _MAGIC.encode():
+        raise ValueError("bad header")
+    try:
+        ver, n, crc = int(head[1]), int(head[2]), int(head[3], 16)
+    except ValueError:
+        raise ValueError("bad header")
+    body = data[nl + 1:]
+    if len(body) != n:
+        raise ValueError("truncated" if len(body) < n else "bad length")
+    if crc32(body) & 0xFFFFFFFF != crc:
+        raise ValueError("bad checksum")
+    return json.loads(body), ver
+
+
+def _epoch_now():
+    t = int(time.time())
+    if time.gmtime(0)[0] == 2000:  # older ports count from 2000
+        t += _EPOCH_2000
+    return t if t >= _EPOCH_MIN else 0
+
+
+def _text(s):
+    s = str(s)
+    return s if len(s) <= _TEXT_MAX else s[:_TEXT_MAX]
+
+
+class _Ring:
+    """Bounded log as chunk files: entry [seq, ...]; chunk k holds seqs with
+    (seq // per) % nch == k. One spare chunk keeps the last `cap` readable
+    while the oldest chunk is being reused."""
+
+    def __init__(self, st, prefix, cap, per, ver):
+        self.st = st
+        self.prefix = prefix
+        self.cap = cap
+        self.per = per
+        self.nch = cap // per + 1
+        self.chunks = []
+        top = -1
+        for k in range(self.nch):
+            ch = st._load(prefix + str(k), ver)
+            ok = []
+            if isinstance(ch, list):
+                for e in ch:
+                    if isinstance(e, list) and e and type(e[0]) is int and e[0] >= 0 \
+                            and (e[0] // per) % self.nch == k:
+                        ok.append(e)
+            if ok:  # a reuse of this chunk that never got written leaves an older lap
+                lap = max(e[0] // per for e in ok)
+                ok = [e for e in ok if e[0] // per == lap]
+                top = max(top, max(e[0] for e in ok))
+            self.chunks.append(ok)
+            st._recs[prefix + str(k)] = ok
+            st._ver[prefix + str(k)] = ver
+        self.next = top + 1
+
+    def append(self, entry, hold_ms):
+        """Store entry (its [0] is set to the next seq); return entries it evicted."""
+        seq = self.next
+        self.next = seq + 1
+        entry[0] = seq
+        k = (seq // self.per) % self.nch
+        ch = self.chunks[k]
+        dropped = None
+        if ch and ch[0][0] // self.per != seq // self.per:
+            dropped = ch
+            ch = []
+            self.chunks[k] = ch
+            self.st._recs[self.prefix + str(k)] = ch
+        ch.append(entry)
+        self.st._mark(self.prefix + str(k), hold_ms)
+        return dropped
+
+    def touch(self, seq, hold_ms):
+        self.st._mark(self.prefix + str((seq // self.per) % self.nch), hold_ms)
+
+    def items(self):
+        """Live entries, oldest first (at most cap)."""
+        lo = self.next - self.cap
+        out = []
+        for ch in self.chunks:
+            for e in ch:
+                if e[0] >= lo:
+                    out.append(e)
+        out.sort(key=lambda e: e[0])
+        return out
+
+
+class Store:
+    """All persisted state of the wallbox, kept in RAM and written on flush()."""
+
+    def __init__(self, path, dev_id="wb1", clock_ms=None, epoch_s=None, energy_step_wh=100):
+        self.path = path.rstrip("/") or "/"
+        self.dev_id = dev_id
+        self.energy_step_wh = energy_step_wh  # 0: no checkpoint while charging
+        self._ms = clock_ms or time.ticks_ms
+        self._epoch = epoch_s or _epoch_now
+        self._up_ms = 0
+        self._up_last = self._ms()
+        self._recs = {}  # record name -> payload held in RAM
+        self._ver = {}
+        self._dirty = {}  # record name -> due (ticks ms)
+        self.problems = []  # (name, reason) found while loading
+        self.writes = 0  # record commits since start
+        self.bytes_written = 0
+        self.errors = 0
+        self.last_error = None
+        try:
+            os.mkdir(self.path)
+        except OSError:
+            pass  # exists
+        self._load_all()
+
+    # ---- record files -------------------------------------------------
+    def _file(self, name):
+        return self.path + "/" + name
+
+    def _read(self, p):
+        """(obj, ver, err): err None, 'missing' or what is wrong."""
+        try:
+            with open(p, "rb") as f:
+                data = f.read()
+        except OSError:
+            return None, 0, "missing"
+        try:
+            obj, ver = decode(data)
+        except ValueError as e:
+            return None, 0, str(e)
+        return obj, ver, None
+
+    def _load(self, name, ver):
+        """Payload of record `name`, or None (missing or bad: reported)."""
+        p = self._file(name)
+        obj, v, err = self._read(p)
+        tobj, tv, terr = self._read(p + ".tmp")
+        if terr != "missing":  # a commit was cut before its rename
+            if err is not None and terr is None:
+                try:  # the old copy is gone or bad: the new one is whole, finish it
+                    os.rename(p + ".tmp", p)
+                except OSError:
+                    pass
+                obj, v, err = tobj, tv, None
+                self.problems.append((name, "completed from tmp"))
+            else:
+                try:
+                    os.remove(p + ".tmp")
+                except OSError:
+                    pass
+        if err is None and v != ver:
+            err = "version %d" % v
+        if err is not None:
+            if err != "missing":
+                self.problems.append((name, err))
+            return None
+        return obj
+
+    def _commit(self, name, obj, ver):
+        p = self._file(name)
+        t = p + ".tmp"
+        data = encode(obj, ver)
+        with open(t, "wb") as f:
+            if f.write(data) != len(data):
+                raise OSError(28)  # ENOSPC
+            f.flush()  # VfsPosix: fsync(); littlefs: lfs_file_sync (close syncs too)
+        try:
+            os.rename(t, p)  # atomic on littlefs and POSIX
+        except OSError as e:
+            if e.args[0] != _EEXIST:
+                raise
+            os.remove(p)  # FAT cannot rename over a file: not atomic there
+            os.rename(t, p)
+        self.writes += 1
+        self.bytes_written += len(data)
+        return len(data)
+
+    def _mark(self, name, hold_ms):
+        due = time.ticks_add(self._ms(), hold_ms)
+        old = self._dirty.get(name)
+        if old is None or time.ticks_diff(due, old) < 0:
+            self._dirty[name] = due
+
+    # ---- generic records (config uses these) ---------------------------
+    def get(self, name, ver=1):
+        """Payload of a named record (loaded once), or None."""
+        if name not in self._recs:
+            self._ver[name] = ver
+            self._recs[name] = self._load(name, ver)
+        return self._recs[name]
+
+    def put(self, name, obj, hold_ms=HOLD_NOW, ver=1):
+        self._recs[name] = obj
+        self._ver[name] = ver
+        self._mark(name, hold_ms)
+
+    # ---- flushing ------------------------------------------------------
+    def uptime_s(self):
+        """Uptime that survives ticks wrap-around (call at least daily)."""
+        now = self._ms()
+        self._up_ms += time.ticks_diff(now, self._up_last)
+        self._up_last = now
+        return self._up_ms // 1000
+
+    def dirty(self):
+        return sorted(self._dirty)
+
+    def flush_due(self):
+        """True if a dirty record has waited its hold time."""
+        self.uptime_s()
+        now = self._ms()
+        for due in self._dirty.values():
+            if time.ticks_diff(now, due) >= 0:
+                return True
+        return False
+
+    def checkpoint_due(self):
+        """True if the lifetime energy crossed its step since the last write."""
+        return self.energy_step_wh > 0 and \
+            self.energy_wh - self._energy_saved >= self.energy_step_wh
+
+    def flush(self, limit=0):
+        """Write dirty records (all, or at most `limit`); return how many.
+        Session chunks go before 'state', so a cut between them leaves the
+        open session in 'state' and its record in the ring (dropped on load)."""
+        n = 0
+        for name in sorted(self._dirty, key=lambda s: (s == "state", s)):
+            obj = self._state_obj() if name == "state" else self._recs[name]
+            try:
+                self._commit(name, obj, self._ver.get(name, 1))
+            except OSError as e:  # keep it dirty; retry later, don't spin
+                self.errors += 1
+                self.last_error = "%s: %r" % (name, e)
+                self._dirty[name] = time.ticks_add(self._ms(), _HOLD_RETRY)
+                break
+            del self._dirty[name]
+            if name == "state":
+                self._energy_saved = obj["wh"]
+            n += 1
+            if limit and n >= limit:
+                break
+        return n
+
+    # ---- state record: boots, lifetime energy, setpoints, open session --
+    def _state_obj(self):
+        o = self._open
+        if o is not None:
+            o = o + [self._epoch(), self.uptime_s()]  # checkpoint time
+        return {"boots": self.boots, "wh": self.energy_wh,
+                "sp": [self.sp_current_ma, self.sp_enabled, self.sp_phases], "open": o}
+
+    def _load_all(self):
+        self._ver["state"] = _V_STATE
+        s = self._load("state", _V_STATE)
+        self._events = _Ring(self, "e", EVENTS_MAX, _EV_PER, _V_EV)
+        self._sessions = _Ring(self, "s", SESSIONS_MAX, _SESS_PER, _V_SESS)
+        self.boots = 0
+        self.energy_wh = 0
+        self.sp_current_ma = None  # None: never commanded
+        self.sp_enabled = True
+        self.sp_phases = None
+        self._open = None
+        self._boot_sessions = 0
+        recovered = None
+        try:
+            if s is not None:
+                self.boots = int(s["boots"])
+                self.energy_wh = int(s["wh"])
+                sp = s["sp"]
+                self.sp_current_ma, self.sp_enabled, self.sp_phases = sp[0], bool(sp[1]), sp[2]
+                recovered = s.get("open")
+        except (KeyError, TypeError, ValueError, IndexError):
+            self.problems.append(("state", "bad content"))
+        self._energy_saved = self.energy_wh
+        for name, why in self.problems:
+            self.event("store_corrupt", "%s: %s" % (name, why), HOLD_NOW)
+        if recovered:  # power was lost during a session: close it at its last checkpoint
+            try:
+                sid = recovered[0]
+                if not any(e[_S_SID] == sid for e in self._sessions.items()):
+                    st_s, st_up, wh, ma, t_s, t_up = recovered[1:7]
+                    self._append_session([0, sid, st_s, st_up, t_s, t_up, wh,
+                                          max(0, t_up - st_up), ma, "power_loss", 0])
+                    self.event("session_recovered", sid, HOLD_NOW)
+            except (TypeError, ValueError, IndexError):
+                self.event("store_corrupt", "state: bad open session", HOLD_NOW)
+            self._mark("state", HOLD_NOW)
+
+    def boot(self, detail=""):
+        """Count this boot and write everything dirty now (call before the
+        control loop starts: a boot count must never repeat, sids use it)."""
+        self.boots += 1
+        self.event("boot", detail, HOLD_NOW)
+        self._mark("state", HOLD_NOW)
+        self.flush()
+        return self.boots
+
+    def set_setpoints(self, current_ma=None, enabled=None, phases=None):
+        """Persist the last commanded values (None: keep that one)."""
+        changed = False
+        if current_ma is not None and current_ma != self.sp_current_ma:
+            self.sp_current_ma = current_ma
+            changed = True
+        if enabled is not None and bool(enabled) != self.sp_enabled:
+            self.sp_enabled = bool(enabled)
+            changed = True
+        if phases is not None and phases != self.sp_phases:
+            self.sp_phases = phases
+            changed = True
+        if changed:
+            self._mark("state", HOLD_LAZY)
+
+    def setpoints(self):
+        return {"current_ma": self.sp_current_ma, "enabled": self.sp_enabled,
+                "phases": self.sp_phases}
+
+    # ---- energy and sessions --------------------------------------------
+    def add_energy(self, wh, current_ma=0):
+        """Metering task, ~1 s: add Wh to the lifetime counter and the open session."""
+        self.energy_wh += wh
+        o = self._open
+        if o is not None:
+            o[_O_WH] += wh
+            if current_ma > o[_O_MA]:
+                o[_O_MA] = current_ma
+        if self.checkpoint_due():
+            self._mark("state", HOLD_NOW)
+
+    def session_start(self, current_ma=0):
+        """Open a session; return its sid ('<id>-<boots>-<n>', unique while
+        boot() has been written). Returns the open one's sid if already open."""
+        if self._open is not None:
+            return self._open[0]
+        self._boot_sessions += 1
+        sid = "%s-%d-%d" % (self.dev_id, self.boots, self._boot_sessions)
+        self._open = [sid, self._epoch(), self.uptime_s(), 0, current_ma]
+        self._mark("state", HOLD_LAZY)
+        return sid
+
+    def session_open(self):
+        """Open session as a dict (sid, start_s, start_up_s, wh, max_ma), or None."""
+        o = self._open
+        if o is None:
+            return None
+        return {"sid": o[0], "start_s": o[1], "start_up_s": o[2], "wh": o[3], "max_ma": o[4]}
+
+    def session_stop(self, reason):
+        """Close the open session; its record goes to the ring and the outbox."""
+        o = self._open
+        if o is None:
+            return None
+        up = self.uptime_s()
+        e = [0, o[0], o[1], o[2], self._epoch(), up, o[_O_WH], up - o[2], o[_O_MA],
+             _text(reason), 0]
+        self._open = None
+        self._append_session(e)
+        self._mark("state", HOLD_NOW)
+        return self._sess_dict(e)
+
+    def _append_session(self, e):
+        dropped = self._sessions.append(e, HOLD_NOW)
+        if dropped:
+            lost = sum(1 for d in dropped if not d[_S_ACK])
+            if lost:
+                self.event("outbox_drop", "%d unsent" % lost)
+
+    @staticmethod
+    def _sess_dict(e):
+        d = {}
+        for i in range(len(_SESS_KEYS)):
+            d[_SESS_KEYS[i]] = e[i + 1]
+        return d
+
+    def sessions(self, n=0):
+        """Last session records (at most 100), oldest first."""
+        it = self._sessions.items()
+        if n:
+            it = it[-n:]
+        return [self._sess_dict(e) for e in it]
+
+    def outbox_pending(self, n=0):
+        """Session records not yet acknowledged by the backend, oldest first."""
+        out = []
+        for e in self._sessions.items():
+            if not e[_S_ACK]:
+                out.append(self._sess_dict(e))
+                if n and len(out) >= n:
+                    break
+        return out
+
+    def outbox_ack(self, sid):
+        """Backend has it (PUBACK): True if sid was pending."""
+        for e in self._sessions.items():
+            if e[_S_SID] == sid and not e[_S_ACK]:
+                e[_S_ACK] = 1
+                self._sessions.touch(e[_S_SEQ], HOLD_ACK)
+                return True
+        return False
+
+    # ---- event log ------------------------------------------------------
+    def event(self, kind, detail="", hold_ms=HOLD_LAZY):
+        """Log an event (boot, fault, config, error...); return its seq."""
+        e = [0, self._epoch(), self.uptime_s(), _text(kind), _text(detail)]
+        self._events.append(e, hold_ms)
+        return e[0]
+
+    def events(self, n=0):
+        it = self._events.items()
+        if n:
+            it = it[-n:]
+        return [{"seq": e[0], "t": e[1], "up": e[2], "type": e[3], "detail": e[4]} for e in it]
