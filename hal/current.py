@@ -1,0 +1,125 @@
+# Per-phase current transformers (CT + burden, biased to mid-rail) read by ADC.
+#
+# RMS over whole mains cycles, integer math, in small chunks: each update()
+# samples for at most chunk_us, every reading goes into one of _BINS phase bins
+# of the mains period (by its ticks_us time). When every bin has readings and
+# window_ms has passed, the window closes:
+#     ms   = mean over bins of (sum of (x - bias)^2 / count)     x in 14-bit counts
+#     rms  = isqrt(ms)                                            counts
+#     uv   = rms * adc_fs_mv * 1000 // 16384                      burden RMS uV
+#     ma   = uv * 1000 // uv_per_a * cal_pm // 1000
+# so a window is a whole cycle's phases no matter when update() is called
+# (call it at a period that is not a multiple of 10 ms, or from run()).
+# bias = mean reading of the previous window (mid-rail tracking; starts at
+# half scale); the window's own mean offset is subtracted (ms - dm^2).
+from micropython import const
+import array
+import asyncio
+import time
+
+_BINS = const(10)
+_PER_BIN = const(8)  # readings kept per bin and window: bounds the sums (small ints)
+
+
+def isqrt(n):
+    if n <= 0:
+        return 0
+    x = n
+    y = (x + 1) // 2
+    while y < x:
+        x = y
+        y = (x + n // x) // 2
+    return x
+
+
+class CurrentSensor:
+    def __init__(self, adcs, uv_per_a, cal_pm=(1000, 1000, 1000), adc_fs_mv=3300,
+                 mains_hz=50, window_ms=200, chunk_us=2000, step_us=200):
+        self._adcs = list(adcs)  # 1..3 ADC objects (read_u16)
+        self._n = len(self._adcs)
+        self._uv_per_a = uv_per_a  # burden uV RMS per primary A RMS
+        self._cal = list(cal_pm)
+        self._fs = adc_fs_mv
+        self._period = 1000000 // mains_hz
+        self._bin_us = self._period // _BINS
+        self._window_ms = window_ms
+        self._chunk_us = chunk_us
+        self._step_us = step_us
+        n = 3 * _BINS
+        self._sq = array.array("i", bytes(4 * n))
+        self._cnt = array.array("i", bytes(4 * n))
+        self._sum = array.array("i", bytes(12))
+        self._tot = array.array("i", bytes(12))
+        self.bias = array.array("i", [8192, 8192, 8192])  # 14-bit counts
+        self.ma = [0, 0, 0]
+        self.windows = 0  # windows completed
+        self.error = None
+        self._t0 = time.ticks_us()
+        self._w0 = time.ticks_ms()
+
+    def _clear(self):
+        for i in range(3 * _BINS):
+            self._sq[i] = 0
+            self._cnt[i] = 0
+        for p in range(3):
+            self._sum[p] = 0
+            self._tot[p] = 0
+        self._w0 = time.ticks_ms()
+
+    def update(self):
+        """Sample for <= chunk_us; close the window when complete. True if
+        ma was refreshed by this call."""
+        t_start = time.ticks_us()
+        t_next = t_start
+        while True:
+            now = time.ticks_us()
+            if time.ticks_diff(now, t_start) >= self._chunk_us:
+                break
+            if time.ticks_diff(now, t_next) < 0:
+                continue
+            t_next = time.ticks_add(t_next, self._step_us)
+            b = (time.ticks_diff(now, self._t0) % self._period) // self._bin_us
+            if b >= _BINS:
+                b = _BINS - 1
+            for p in range(self._n):
+                i = p * _BINS + b
+                x = self._adcs[p].read_u16() >> 2
+                if self._cnt[i] < _PER_BIN:
+                    d = x - self.bias[p]
+                    self._sq[i] += d * d
+                    self._cnt[i] += 1
+                    self._sum[p] += x
+                    self._tot[p] += 1
+        if time.ticks_diff(time.ticks_ms(), self._w0) < self._window_ms:
+            return False
+        for i in range(self._n * _BINS):
+            if self._cnt[i] == 0:
+                return False
+        self._finish()
+        return True
+
+    def _finish(self):
+        err = None
+        for p in range(self._n):
+            ms = 0
+            for b in range(_BINS):
+                i = p * _BINS + b
+                ms += self._sq[i] // self._cnt[i]
+            mean = self._sum[p] // self._tot[p]
+            dm = mean - self.bias[p]  # remove what the old bias left: variance
+            rms = isqrt(ms // _BINS - dm * dm)
+            if mean < 1024 or mean > 15360:  # bias far off mid-rail: CT input broken
+                err = "ct_bias"
+            self.bias[p] = mean
+            uv = rms * self._fs * 1000 // 16384
+            self.ma[p] = uv * 1000 // self._uv_per_a * self._cal[p] // 1000
+        self.error = err
+        self.windows += 1
+        self._clear()
+
+    async def run(self, period_ms=7):
+        # 7 ms is not a divisor of the mains period: successive chunks walk
+        # through every phase bin.
+        while True:
+            self.update()
+            await asyncio.sleep_ms(period_ms)
