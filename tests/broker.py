@@ -166,7 +166,8 @@ class Device:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             cwd=ROOT, env=mp_env(), text=True, bufsize=1)
         self.events = queue.Queue()
-        self.seen = []
+        self.seen = []  # every event read, for failure messages
+        self.backlog = []  # read but not consumed by a wait()
         threading.Thread(target=self._pump, daemon=True).start()
 
     def _pump(self):
@@ -178,7 +179,15 @@ class Device:
         self.events.put({"ev": "eof"})
 
     def wait(self, ev, timeout=10.0, **match):
-        """Next event named `ev` (all fields in `match` equal); earlier ones are kept in seen."""
+        """First unconsumed event named `ev` with all fields in `match` equal (events
+        that do not match stay for later waits)."""
+        def ok(e):
+            return e["ev"] == ev and all(e.get(k) == v for k, v in match.items())
+
+        for e in self.backlog:
+            if ok(e):
+                self.backlog.remove(e)
+                return e
         end = time.time() + timeout
         while True:
             left = end - time.time()
@@ -192,8 +201,9 @@ class Device:
             self.seen.append(e)
             if e["ev"] == "eof" and ev != "eof":
                 raise AssertionError("device exited: %s" % self.stderr())
-            if e["ev"] == ev and all(e.get(k) == v for k, v in match.items()):
+            if ok(e):
                 return e
+            self.backlog.append(e)
 
     def cmd(self, op, reply=None, **kw):
         kw["op"] = op

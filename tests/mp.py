@@ -12,6 +12,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAKES = os.path.join(ROOT, "tests", "fakes")
+DEVICE_TESTLIB = os.path.join(ROOT, "tests", "device")  # device-side test helpers
 
 
 def micropython_bin():
@@ -31,7 +32,7 @@ def mp_env(fakes=False, extra_path=()):
     paths = list(extra_path)
     if fakes:
         paths.append(FAKES)
-    paths += [ROOT, ".frozen"]
+    paths += [ROOT, DEVICE_TESTLIB, ".frozen"]
     env = dict(os.environ)
     env["MICROPYPATH"] = ":".join(paths)
     return env

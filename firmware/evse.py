@@ -1,0 +1,571 @@
+# The charging state machine and safety supervisor.
+#
+# `Evse.step(inputs, now_ms)` is pure: no I/O, no clock reads, no allocation in the
+# steady state. The same inputs give the same outputs everywhere, which is what lets
+# the tests drive it through millions of random steps in the unix port.
+# Times are ticks (time.ticks_ms values) compared with ticks_diff, so they wrap safely;
+# every timer is looked at on every step, so no gap between steps nears the 2**29 ms
+# limit of ticks_diff. Numbers cite ../shared/reference/iec61851.md as "ref §n".
+from micropython import const
+from time import ticks_add, ticks_diff
+
+from firmware.iec61851 import (
+    PilotClassifier, duty_pm_from_ma, pp_rating_ma, MIN_CURRENT_MA, MAX_CURRENT_MA,
+    ST_A, ST_B, ST_C, ST_D, ST_E, ST_ERR, ST_UNKNOWN)
+
+# Pilot output modes (same numbers as hal/pilot.py).
+PILOT_OFF = const(0)  # 0 V
+PILOT_PLUS12 = const(1)  # steady +12 V: x1, EVSE not ready to supply
+PILOT_PWM = const(2)  # 1 kHz PWM: x2, EVSE ready, duty = current limit
+PILOT_MINUS12 = const(3)  # steady -12 V: state F, EVSE not available
+
+TEMP_NONE = const(-32768)  # temp_dc when no sensor is fitted or it failed
+
+# Fault bits. Names (FAULT_NAMES) are what the event log, console and MQTT show.
+F_PILOT_SHORT = const(0x0001)  # state E: CP shorted to PE
+F_DIODE = const(0x0002)  # EV diode missing or shorted
+F_RCD_TRIP = const(0x0004)  # residual current detected
+F_RCD_TEST = const(0x0008)  # RCD self-test failed
+F_WELDED = const(0x0010)  # mirror contact says closed while commanded open
+F_CONTACTOR = const(0x0020)  # mirror contact says open while commanded closed
+F_LOCK = const(0x0040)  # socket lock did not reach the commanded position
+F_OVERTEMP = const(0x0080)  # over-temperature stop
+F_OVERCURRENT = const(0x0100)  # EV drew more than allowed
+F_CP_READING = const(0x0200)  # CP level outside every plausible band, persistently
+F_PP_READING = const(0x0400)  # PP open/short: cable rating unknown
+F_VENTILATION = const(0x0800)  # state D but ventilation not allowed
+F_LOCKOUT = const(0x1000)  # too many trips: latched until reset
+FAULT_NAMES = ("pilot_short", "diode", "rcd_trip", "rcd_selftest", "welded", "contactor",
+               "lock", "overtemp", "overcurrent", "cp_reading", "pp_reading",
+               "no_ventilation", "lockout")
+
+# Auto-clearing after _RETRY_MS and counted towards the lockout (ref §8 "state E/F/diode/RCD").
+_RETRY_FAULTS = const(0x0001 | 0x0002 | 0x0004 | 0x0008 | 0x0020 | 0x0100 | 0x0200)
+# Latched until reset_faults().
+_LATCHED_FAULTS = const(0x0010 | 0x0040 | 0x1000)
+# While one of these is active the pilot shows F (steady -12 V).
+_DRIVE_F_FAULTS = const(_RETRY_FAULTS | _LATCHED_FAULTS)
+
+# Timings (ms).
+_RETRY_MS = const(60000)  # ref §8: retry after 60 s (esp32-evse, SmartEVSE)
+_LOCKOUT_TRIPS = const(3)  # ref §8: 3 trips in 15 min -> latched
+_LOCKOUT_WINDOW_MS = const(900000)
+_C_STABLE_MS = const(100)  # ref §8: EV holds C >= 100 ms before the contactor closes
+_STOP_WAIT_MS = const(6000)  # ref §3 seq. 10.2: open under load 6 s after PWM off
+_GRACE_MS = const(5000)  # ref §2/§8: EV has 5 s to follow a lower duty
+_SOFT_OC_MS = const(5000)  # ref §8: soft over-current must last 5 s
+_SOFT_OC_MARGIN_MA = const(2000)  # ref §8: limit + max(2 A, 10 %)
+_MIRROR_MS = const(1000)  # ref §6/§8: mirror contact disagrees >= 1 s -> fault
+_LOCK_MS = const(1000)  # lock must reach its position within 1 s
+_F_UNLOCK_MS = const(5000)  # ref §8: unlock the socket 5 s after entering F
+_RCD_TRIP_WAIT_MS = const(500)  # ref §8: self-test trip within 500 ms
+_RCD_CLEAR_MS = const(1200)  # ref §8: and clears within 1.2 s
+_EV_OFF_MS = const(5000)  # ref §8 contactor wear: 5 s after an EV-driven C->B
+_PHASE_OFF_MS = const(120000)  # ref §8 1p/3p: off >= 2 min before closing again
+_WAKE_B2_MS = const(30000)  # ref §8 wake-up: 30 s in B2 after a resume
+_WAKE_F_MS = const(4000)  # then F for 4 s
+_WAKE_X1_MS = const(3000)  # then x1 for 3 s
+_CP_READING_SAMPLES = const(5)  # consecutive implausible CP samples -> fault
+# Temperature in deci-degC (ref §6/§8, OpenEVSE figures).
+_T_HALF_DC = const(650)
+_T_QUARTER_DC = const(680)
+_T_STOP_DC = const(710)
+_T_RESUME_DC = const(600)
+
+# RCD self-test phases.
+_RT_NEEDED = const(0)
+_RT_PULSE = const(1)
+_RT_CLEAR = const(2)
+_RT_PASSED = const(3)
+
+# Why the contactor last opened (session records, event log).
+REASON_NONE = "none"
+REASON_EV = "ev"  # EV went C->B (finished or paused by the car)
+REASON_UNPLUG = "unplug"
+REASON_STOP = "stopped"  # disabled / paused / limit below 6 A / phase switch
+REASON_FAULT = "fault"
+
+_STATE_NAMES = ("A", "B1", "B2", "C1", "C2", "D1", "D2", "E", "F")
+
+
+class EvseConfig:
+    """What evse.step needs from the configuration, in integer units."""
+
+    def __init__(self):
+        self.max_ma = 16000  # installation limit
+        self.cable_fixed_ma = 0  # 0: socket, rating from PP; else tethered cable rating
+        self.require_auth = False
+        self.ventilation = False  # D may charge
+        self.rcd_fitted = True
+        self.lock_fitted = False
+        self.phases = 3  # phases at boot
+        self.phase_switch = False  # second contactor fitted
+        self.min_off_ms = 60000  # gap after the wallbox itself stopped (ref §8 wear)
+        self.max_phase_switches = 5
+
+
+class Inputs:
+    """One sample of the world, filled by the control loop before each step."""
+
+    def __init__(self):
+        self.cp_high_mv = 12000
+        self.cp_low_mv = 12000
+        self.pp_ohm = 0
+        self.current_ma = 0  # highest phase
+        self.temp_dc = TEMP_NONE
+        self.contactor_fb = -1  # -1 not fitted, 0 open, 1 closed
+        self.lock_fb = -1  # -1 no feedback, 0 unlocked, 1 locked
+        self.rcd_trip = False
+
+
+class Outputs:
+    def __init__(self):
+        self.pilot = PILOT_PLUS12
+        self.duty_pm = 1000
+        self.contactor = False
+        self.phases = 3
+        self.lock = False
+        self.rcd_test = False
+        self.state = "A"
+        self.fault = 0
+        self.allowed_ma = 0
+        self.charging = False
+        self.stop_reason = REASON_NONE  # why the contactor last opened
+
+
+class Evse:
+    def __init__(self, cfg=None):
+        self.cfg = cfg or EvseConfig()
+        self.inputs = Inputs()
+        self.outputs = Outputs()
+        self.cp = PilotClassifier()
+        self.enabled = True
+        self.authorized = False
+        self.backend_ma = MAX_CURRENT_MA  # no backend limit until one is set
+        self._trips = [0, 0, 0]  # times of the last trips (ring)
+        self._ntrips = 0
+        self.outputs.phases = self.cfg.phases
+        self._phases_target = self.cfg.phases
+        self.fault = 0
+        self._rt = _RT_NEEDED
+        self._reset_timers()
+        self._new_session()
+        self._boot_test = self.cfg.rcd_fitted  # self-test once at boot, EV or not
+
+    def _reset_timers(self):
+        self._retry_at = 0
+        self._f_since = 0  # when the pilot went to F
+        self._c_since = 0
+        self._c_timing = False
+        self._stop_since = 0
+        self._stopping = False
+        self._grace_until = 0
+        self._grace = False
+        self._grace_ref_ma = 0
+        self._oc_since = 0
+        self._oc_timing = False
+        self._mirror_since = 0
+        self._mirror_timing = False
+        self._lock_since = 0
+        self._lock_timing = False
+        self._no_close_before = 0
+        self._close_blocked = False
+        self._opened_at = 0
+        self._rt_since = 0
+        self._bad_cp = 0
+        self._thermal = 0  # 0 none, 1 half, 2 quarter, 3 stop
+        self._b2_since = 0
+        self._wake_stage = 0  # 0 idle, 1 F, 2 x1
+        self._wake_since = 0
+        self._was_ready = False
+
+    def _new_session(self):
+        self.authorized = False
+        if not self.cfg.rcd_fitted:
+            self._rt = _RT_PASSED
+        elif self._rt == _RT_PASSED:
+            self._rt = _RT_NEEDED  # each session proves the RCD again; never cut a test short
+        self._cable_ma = self.cfg.cable_fixed_ma
+        self._phase_switches = 0
+        self._wake_armed = False
+        self._charged = False  # the contactor closed in this session
+        self.fault &= ~(F_PP_READING | F_VENTILATION)
+
+    # --- commands (called from the console or link tasks; each returns None or an error) --
+
+    def set_enabled(self, on):
+        if on is not True and on is not False:
+            return "enabled must be true or false"
+        self.enabled = on
+        return None
+
+    def authorize(self):
+        self.authorized = True
+        return None
+
+    def set_backend_limit_ma(self, ma):
+        if not isinstance(ma, int) or isinstance(ma, bool):
+            return "current limit must be a whole number of mA"
+        if ma != 0 and not (MIN_CURRENT_MA <= ma <= MAX_CURRENT_MA):
+            return "current limit must be 0 (pause) or 6000..80000 mA"
+        self.backend_ma = ma
+        return None
+
+    def request_phases(self, n):
+        if not self.cfg.phase_switch:
+            return "phase switching is not fitted on this wallbox"
+        if n != 1 and n != 3:
+            return "phases must be 1 or 3"
+        if n == self._phases_target:
+            return None
+        if self._phase_switches >= self.cfg.max_phase_switches:
+            return "phase switch limit for this session reached (%d)" % self.cfg.max_phase_switches
+        self._phases_target = n
+        return None
+
+    def reset_faults(self):
+        """Clear every fault and the trip history; a condition still present comes back."""
+        self.fault = 0
+        self._ntrips = 0
+        self._mirror_timing = False
+        self._lock_timing = False
+        self._oc_timing = False
+        self._bad_cp = 0
+        self.cp.reset()
+        if self.cfg.rcd_fitted and self._rt != _RT_PASSED:
+            self._rt = _RT_NEEDED
+        return None
+
+    # --- helpers --------------------------------------------------------------------
+
+    def _trip(self, bit, now):
+        """Raise a retrying fault; the 3rd within 15 min latches a lockout."""
+        if self.fault & bit:
+            return
+        self.fault |= bit
+        self._retry_at = now
+        t = self._trips
+        t[self._ntrips % _LOCKOUT_TRIPS] = now
+        self._ntrips += 1
+        if self._ntrips >= _LOCKOUT_TRIPS:
+            oldest = t[self._ntrips % _LOCKOUT_TRIPS]
+            if ticks_diff(now, oldest) <= _LOCKOUT_WINDOW_MS:
+                self.fault |= F_LOCKOUT
+
+    def _allowed_ma(self):
+        cfg = self.cfg
+        a = cfg.max_ma
+        if self._cable_ma and self._cable_ma < a:
+            a = self._cable_ma
+        if self.backend_ma < a:
+            a = self.backend_ma
+        th = self._thermal
+        if th == 1:
+            a = max(a // 2, MIN_CURRENT_MA)
+        elif th == 2:
+            a = max(a // 4, MIN_CURRENT_MA)
+        elif th == 3:
+            a = 0
+        if a > MAX_CURRENT_MA:
+            a = MAX_CURRENT_MA
+        return a
+
+    def _thermal_update(self, t):
+        if t == TEMP_NONE:
+            self._thermal = 0
+            return
+        if t >= _T_STOP_DC:
+            lvl = 3
+        elif t >= _T_QUARTER_DC:
+            lvl = 2
+        elif t >= _T_HALF_DC:
+            lvl = 1
+        else:
+            lvl = 0
+        if lvl > self._thermal:
+            self._thermal = lvl
+        elif t < _T_RESUME_DC:
+            self._thermal = 0  # resume only well below the thresholds (hysteresis)
+
+    # --- the step -------------------------------------------------------------------
+
+    def step(self, inp, now):
+        cfg = self.cfg
+        out = self.outputs
+        was_closed = out.contactor
+        drive_f = (out.pilot == PILOT_MINUS12)
+
+        # 1. Pilot: classify unless we drive F ourselves (then the level says nothing).
+        if not drive_f:
+            prev = self.cp.state
+            cp = self.cp.update(inp.cp_high_mv, inp.cp_low_mv, out.pilot == PILOT_PWM)
+            if cp != prev:
+                if cp == ST_A:
+                    self._new_session()
+                elif (cp == ST_B or cp == ST_C or cp == ST_D) and (prev == ST_A or prev == ST_UNKNOWN):
+                    self._plugged(inp)
+            if self.cp.raw == ST_ERR:
+                self._bad_cp += 1
+                if self._bad_cp >= _CP_READING_SAMPLES:
+                    self._trip(F_CP_READING, now)
+            else:
+                self._bad_cp = 0
+            if cp == ST_E:
+                self._trip(F_PILOT_SHORT, now)
+            if self.cp.diode_bad and out.pilot == PILOT_PWM:
+                self._trip(F_DIODE, now)
+            if cp == ST_D and not cfg.ventilation:
+                self.fault |= F_VENTILATION
+            else:
+                self.fault &= ~F_VENTILATION
+        cp = self.cp.state
+        ev_here = (cp == ST_B or cp == ST_C or cp == ST_D)
+        ev_wants = (cp == ST_C or (cp == ST_D and cfg.ventilation))
+
+        # 2. Residual current: trips any time, except while our own self-test pulses it.
+        if self._rt == _RT_PULSE or self._rt == _RT_CLEAR:
+            self._rcd_selftest(inp, now)
+        elif inp.rcd_trip:
+            self._trip(F_RCD_TRIP, now)
+            if cfg.rcd_fitted:
+                self._rt = _RT_NEEDED  # prove the RCD again before the next close
+
+        # 3. Mirror contact: welded (closed while open commanded) or not closing.
+        fb = inp.contactor_fb
+        if fb >= 0 and (fb == 1) != was_closed:
+            if not self._mirror_timing:
+                self._mirror_timing = True
+                self._mirror_since = now
+            elif ticks_diff(now, self._mirror_since) >= _MIRROR_MS:
+                if fb == 1:
+                    self.fault |= F_WELDED
+                else:
+                    self._trip(F_CONTACTOR, now)
+                self._mirror_timing = False
+        else:
+            self._mirror_timing = False
+
+        # 4. Temperature and over-current.
+        self._thermal_update(inp.temp_dc)
+        if self._thermal == 3:
+            self.fault |= F_OVERTEMP
+        elif self._thermal == 0:
+            self.fault &= ~F_OVERTEMP
+        allowed = self._allowed_ma()
+        if allowed < out.allowed_ma and was_closed:
+            # The EV gets a grace time to follow a lower limit (ref §2).
+            if not self._grace or out.allowed_ma > self._grace_ref_ma:
+                self._grace_ref_ma = out.allowed_ma
+            self._grace = True
+            self._grace_until = now
+        if self._grace and ticks_diff(now, self._grace_until) >= _GRACE_MS:
+            self._grace = False
+        if was_closed:
+            self._overcurrent(inp.current_ma, allowed, now)
+        else:
+            self._oc_timing = False
+
+        # 5. Retry: auto-clearing faults go away 60 s after the last one was raised.
+        if self.fault & _RETRY_FAULTS and ticks_diff(now, self._retry_at) >= _RETRY_MS:
+            self.fault &= ~_RETRY_FAULTS
+            self.cp.reset()  # coming out of F: classify afresh
+            self._bad_cp = 0
+
+        # 6. Lock: locked while an EV is connected; unlock on A or 5 s into F.
+        want_lock = False
+        if cfg.lock_fitted:
+            if drive_f:
+                want_lock = out.lock and ticks_diff(now, self._f_since) < _F_UNLOCK_MS
+            else:
+                want_lock = ev_here
+            lfb = inp.lock_fb
+            if lfb >= 0 and (lfb == 1) != out.lock:
+                if not self._lock_timing:
+                    self._lock_timing = True
+                    self._lock_since = now
+                elif ticks_diff(now, self._lock_since) >= _LOCK_MS:
+                    self.fault |= F_LOCK
+            else:
+                self._lock_timing = False
+        lock_ok = not cfg.lock_fitted or (out.lock and inp.lock_fb != 0)
+
+        # 7. Start the RCD self-test at boot and for each session before its first close.
+        if (self._rt == _RT_NEEDED and not was_closed and (ev_here or self._boot_test)
+                and not (self.fault & _LATCHED_FAULTS)):
+            self._rt = _RT_PULSE
+            self._rt_since = now
+            self._boot_test = False
+        rcd_ok = self._rt == _RT_PASSED
+
+        # 8. Ready to offer power (x2)?
+        if self._close_blocked and ticks_diff(now, self._no_close_before) >= 0:
+            self._close_blocked = False
+        switching = self._phases_target != out.phases
+        ready = (self.enabled and (self.authorized or not cfg.require_auth)
+                 and allowed >= MIN_CURRENT_MA and rcd_ok and not switching
+                 and not self.fault and not self._close_blocked)
+        if ready and not self._was_ready and cp == ST_B and self._charged:
+            self._wake_armed = True  # a resume: the car may need waking (ref §8)
+            self._b2_since = now
+        self._was_ready = ready
+
+        # 9. Pilot mode.
+        pilot = PILOT_PLUS12
+        if self.fault & _DRIVE_F_FAULTS:
+            pilot = PILOT_MINUS12
+        elif ready and ev_here:
+            pilot = PILOT_PWM
+            self._wake(cp, now)
+            if self._wake_stage == 1:
+                pilot = PILOT_MINUS12
+            elif self._wake_stage == 2:
+                pilot = PILOT_PLUS12
+        else:
+            self._wake_stage = 0
+
+        # 10. Contactor.
+        if ev_wants and not self.fault and self.cp.diode_ok and lock_ok:
+            if not self._c_timing:
+                self._c_timing = True
+                self._c_since = now
+        else:
+            self._c_timing = False
+        if was_closed:
+            closed = ev_wants and not self.fault and rcd_ok and not self.cp.diode_bad
+            if closed and pilot != PILOT_PWM:
+                # Soft stop: PWM off, give the EV 6 s to go to B (ref §3 seq. 10.2).
+                if not self._stopping:
+                    self._stopping = True
+                    self._stop_since = now
+                elif ticks_diff(now, self._stop_since) >= _STOP_WAIT_MS:
+                    closed = False
+            else:
+                self._stopping = False
+        else:
+            closed = (pilot == PILOT_PWM and self._c_timing and rcd_ok
+                      and ticks_diff(now, self._c_since) >= _C_STABLE_MS)
+            self._stopping = False
+        if was_closed and not closed:
+            self._opened(cp, pilot, now)
+        elif closed and not was_closed:
+            self._charged = True
+            self._wake_armed = False
+
+        # 11. Phase switch only once the contactor has been open for a whole step.
+        if switching and not closed and not was_closed:
+            out.phases = self._phases_target
+            self._phase_switches += 1
+            if self._charged:
+                self._block_close(now, _PHASE_OFF_MS)
+
+        # 12. Outputs, all set in one place.
+        if pilot == PILOT_MINUS12 and not drive_f:
+            self._f_since = now
+        out.pilot = pilot
+        out.duty_pm = duty_pm_from_ma(allowed) if pilot == PILOT_PWM else (
+            1000 if pilot == PILOT_PLUS12 else 0)
+        out.contactor = closed
+        out.charging = closed
+        if cfg.lock_fitted:
+            out.lock = want_lock or closed  # never unlock under load
+        out.rcd_test = self._rt == _RT_PULSE
+        out.fault = self.fault
+        out.allowed_ma = allowed if allowed >= MIN_CURRENT_MA else 0
+        if pilot == PILOT_MINUS12:
+            out.state = "F"
+        elif ev_here:
+            out.state = _STATE_NAMES[cp * 2 - 1 + (1 if pilot == PILOT_PWM else 0)]
+        elif cp == ST_E or cp == ST_ERR:
+            out.state = "E"
+        else:
+            out.state = "A"
+        return out
+
+    def _plugged(self, inp):
+        if not self.cfg.cable_fixed_ma:
+            # Socket: the cable's rating from its PP resistor, read once per plug-in (ref §4).
+            self._cable_ma = pp_rating_ma(inp.pp_ohm)
+            if not self._cable_ma:
+                self.fault |= F_PP_READING
+
+    def _rcd_selftest(self, inp, now):
+        el = ticks_diff(now, self._rt_since)
+        if self._rt == _RT_PULSE:
+            if inp.rcd_trip:
+                self._rt = _RT_CLEAR
+                self._rt_since = now
+            elif el >= _RCD_TRIP_WAIT_MS:
+                self._rt = _RT_NEEDED
+                self._trip(F_RCD_TEST, now)
+        elif not inp.rcd_trip:
+            self._rt = _RT_PASSED
+        elif el >= _RCD_CLEAR_MS:
+            self._rt = _RT_NEEDED
+            self._trip(F_RCD_TEST, now)
+
+    def _overcurrent(self, ma, allowed, now):
+        ref = allowed
+        if self._grace and self._grace_ref_ma > ref:
+            ref = self._grace_ref_ma
+        cable = self._cable_ma
+        # Hard: far above the limit (1.5x) or the cable (+25 %): open at once (ref §8).
+        if ma * 2 > ref * 3 or (cable and ma * 4 > cable * 5):
+            self._trip(F_OVERCURRENT, now)
+            return
+        margin = allowed // 10
+        if margin < _SOFT_OC_MARGIN_MA:
+            margin = _SOFT_OC_MARGIN_MA
+        if not self._grace and ma > allowed + margin:
+            if not self._oc_timing:
+                self._oc_timing = True
+                self._oc_since = now
+            elif ticks_diff(now, self._oc_since) >= _SOFT_OC_MS:
+                self._trip(F_OVERCURRENT, now)
+        else:
+            self._oc_timing = False
+
+    def _opened(self, cp, pilot, now):
+        out = self.outputs
+        if self.fault:
+            out.stop_reason = REASON_FAULT
+            self._block_close(now, self.cfg.min_off_ms)
+        elif cp == ST_A:
+            out.stop_reason = REASON_UNPLUG
+        elif pilot == PILOT_PWM:
+            out.stop_reason = REASON_EV  # the car went C->B by itself
+            self._block_close(now, _EV_OFF_MS)
+        else:
+            out.stop_reason = REASON_STOP
+            self._block_close(now, self.cfg.min_off_ms)
+        self._stopping = False
+        self._grace = False
+
+    def _block_close(self, now, ms):
+        t = ticks_add(now, ms)
+        if not self._close_blocked or ticks_diff(t, self._no_close_before) > 0:
+            self._no_close_before = t
+        self._close_blocked = True
+
+    def _wake(self, cp, now):
+        """Wake-up for cars that do not resume after a pause (ref §8, EVerest A.5.3)."""
+        if cp != ST_B or not self._wake_armed:
+            self._wake_stage = 0
+            self._b2_since = now
+            return
+        st = self._wake_stage
+        if st == 0:
+            if ticks_diff(now, self._b2_since) >= _WAKE_B2_MS:
+                self._wake_stage = 1
+                self._wake_since = now
+        elif st == 1:
+            if ticks_diff(now, self._wake_since) >= _WAKE_F_MS:
+                self._wake_stage = 2
+                self._wake_since = now
+        elif ticks_diff(now, self._wake_since) >= _WAKE_X1_MS:
+            self._wake_stage = 0
+            self._wake_armed = False  # at most once per pause
+
+
+def fault_names(bits):
+    """List of names for a fault bitmask (allocates: for reporting, not the hot path)."""
+    return [n for i, n in enumerate(FAULT_NAMES) if bits & (1 << i)]
