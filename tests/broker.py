@@ -137,12 +137,8 @@ def make_ca(d, name):
     return os.path.join(d, name + ".der")
 
 
-@pytest.fixture(scope="session")
-def tls_files(tmp_path_factory):
-    """CA + server cert (localhost, 127.0.0.1) and an unrelated CA, made with openssl."""
-    if not shutil.which("openssl"):
-        pytest.skip("openssl CLI not installed")
-    d = str(tmp_path_factory.mktemp("tls"))
+def make_tls(d):
+    """CA + server cert (localhost, 127.0.0.1) and an unrelated CA in dir d (openssl CLI)."""
     ca_der = make_ca(d, "ca")
     wrong_der = make_ca(d, "wrongca")
     with open(os.path.join(d, "san.cnf"), "w") as f:
@@ -153,6 +149,14 @@ def tls_files(tmp_path_factory):
          "-CAcreateserial", "-days", "2", "-extfile", "san.cnf", "-out", "srv.pem", cwd=d)
     return {"ca_pem": os.path.join(d, "ca.pem"), "ca_der": ca_der, "wrong_der": wrong_der,
             "cert": os.path.join(d, "srv.pem"), "key": os.path.join(d, "srv.key")}
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory):
+    """TLS material from make_tls, made once per session."""
+    if not shutil.which("openssl"):
+        pytest.skip("openssl CLI not installed")
+    return make_tls(str(tmp_path_factory.mktemp("tls")))
 
 
 class Device:
