@@ -391,6 +391,8 @@ class Store:
                 o[_O_MA] = current_ma
         if self.checkpoint_due():
             self._mark("state", HOLD_NOW)
+        elif wh:
+            self._mark("state", HOLD_LAZY)  # small remainders reach flash too
 
     def session_start(self, current_ma=0):
         """Open a session; return its sid ('<id>-<boots>-<n>', unique while
