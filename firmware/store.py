@@ -22,6 +22,8 @@ except ImportError:  # port built without it: slow but small records only
         return crc ^ 0xFFFFFFFF
 
 _MAGIC = "WBR1"
+_SEP = (",", ":")  # compact: littlefs inlines small files (<= its cache size, 128 B
+# by default) into the directory log, which saves a block erase per commit
 _EEXIST = const(17)
 _EPOCH_2000 = const(946684800)
 _EPOCH_MIN = const(1704067200)  # 2024-01-01: below this the clock is not set
@@ -55,7 +57,7 @@ _O_MA = const(4)
 
 def encode(obj, ver):
     """Record bytes: header line 'WBR1 <ver> <len> <crc32>' + JSON body."""
-    body = json.dumps(obj).encode()
+    body = json.dumps(obj, separators=_SEP).encode()
     head = "%s %d %d %08x\n" % (_MAGIC, ver, len(body), crc32(body) & 0xFFFFFFFF)
     return head.encode() + body
 
