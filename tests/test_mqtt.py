@@ -200,6 +200,12 @@ def test_tls_with_ca_connects(broker_factory, device, tls_files):
     pid = d.pub("tls/x", "secure", 1)
     d.wait("puback", pid=pid)
     assert peer.get().payload == b"secure"
+    d.cmd("sub", "sub", t="in/#", q=1)
+    time.sleep(0.3)
+    for i in range(5):  # several packets per TLS read: the poll must see buffered records
+        peer.publish("in/%d" % i, b"m%d" % i, i % 2)
+    for i in range(5):
+        assert bytes.fromhex(d.wait("msg", t="in/%d" % i)["p"]) == b"m%d" % i
     peer.close()
 
 
