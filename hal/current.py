@@ -4,21 +4,21 @@
 # samples for at most chunk_us, every reading goes into one of _BINS phase bins
 # of the mains period (by its ticks_us time). When every bin has readings and
 # window_ms has passed, the window closes:
-#     ms   = mean over bins of (sum of (x - bias)^2 / count)     x in 14-bit counts
+#     ms   = mean over bins of (sum of (x - bias)^2 / count)     x in 12-bit counts
 #     rms  = isqrt(ms)                                            counts
-#     uv   = rms * adc_fs_mv * 1000 // 16384                      burden RMS uV
+#     uv   = rms * adc_fs_mv * 1000 // 4096                      burden RMS uV
 #     ma   = uv * 1000 // uv_per_a * cal_pm // 1000
 # so a window is a whole cycle's phases no matter when update() is called
 # (call it at a period that is not a multiple of 10 ms, or from run()).
-# bias = mean reading of the previous window (mid-rail tracking; starts at
+# bias = phase-weighted mean reading of the previous window (mid-rail tracking; starts at
 # half scale); the window's own mean offset is subtracted (ms - dm^2).
 from micropython import const
 import array
 import asyncio
 import time
 
-_BINS = const(10)
-_PER_BIN = const(8)  # readings kept per bin and window: bounds the sums (small ints)
+_BINS = const(20)
+_PER_BIN = const(200)  # readings kept per bin and window: 200 * 2048^2 stays a small int
 
 
 def isqrt(n):
@@ -48,9 +48,8 @@ class CurrentSensor:
         n = 3 * _BINS
         self._sq = array.array("i", bytes(4 * n))
         self._cnt = array.array("i", bytes(4 * n))
-        self._sum = array.array("i", bytes(12))
-        self._tot = array.array("i", bytes(12))
-        self.bias = array.array("i", [8192, 8192, 8192])  # 14-bit counts
+        self._bs = array.array("i", bytes(4 * n))  # per-bin sum of readings
+        self.bias = array.array("i", [2048, 2048, 2048])  # 12-bit counts
         self.ma = [0, 0, 0]
         self.windows = 0  # windows completed
         self.error = None
@@ -61,9 +60,7 @@ class CurrentSensor:
         for i in range(3 * _BINS):
             self._sq[i] = 0
             self._cnt[i] = 0
-        for p in range(3):
-            self._sum[p] = 0
-            self._tot[p] = 0
+            self._bs[i] = 0
         self._w0 = time.ticks_ms()
 
     def update(self):
@@ -83,13 +80,12 @@ class CurrentSensor:
                 b = _BINS - 1
             for p in range(self._n):
                 i = p * _BINS + b
-                x = self._adcs[p].read_u16() >> 2
+                x = self._adcs[p].read_u16() >> 4
                 if self._cnt[i] < _PER_BIN:
                     d = x - self.bias[p]
                     self._sq[i] += d * d
                     self._cnt[i] += 1
-                    self._sum[p] += x
-                    self._tot[p] += 1
+                    self._bs[i] += x
         if time.ticks_diff(time.ticks_ms(), self._w0) < self._window_ms:
             return False
         for i in range(self._n * _BINS):
@@ -102,16 +98,18 @@ class CurrentSensor:
         err = None
         for p in range(self._n):
             ms = 0
+            mean = 0
             for b in range(_BINS):
                 i = p * _BINS + b
                 ms += self._sq[i] // self._cnt[i]
-            mean = self._sum[p] // self._tot[p]
+                mean += self._bs[i] // self._cnt[i]
+            mean //= _BINS  # phase-weighted mean: the DC level
             dm = mean - self.bias[p]  # remove what the old bias left: variance
             rms = isqrt(ms // _BINS - dm * dm)
-            if mean < 1024 or mean > 15360:  # bias far off mid-rail: CT input broken
+            if mean < 256 or mean > 3840:  # bias far off mid-rail: CT input broken
                 err = "ct_bias"
             self.bias[p] = mean
-            uv = rms * self._fs * 1000 // 16384
+            uv = rms * self._fs * 1000 // 4096
             self.ma[p] = uv * 1000 // self._uv_per_a * self._cal[p] // 1000
         self.error = err
         self.windows += 1
