@@ -183,8 +183,6 @@ class Evse:
         self.authorized = False
         if not self.cfg.rcd_fitted:
             self._rt = _RT_PASSED
-        elif self._rt == _RT_PASSED:
-            self._rt = _RT_NEEDED  # each session proves the RCD again; never cut a test short
         self._cable_ma = self.cfg.cable_fixed_ma
         self._phase_switches = 0
         self._wake_armed = False
@@ -482,6 +480,8 @@ class Evse:
         return out
 
     def _plugged(self, inp):
+        if self._rt == _RT_PASSED and self.cfg.rcd_fitted:
+            self._rt = _RT_NEEDED  # each session proves the RCD again; never cut a test short
         if not self.cfg.cable_fixed_ma:
             # Socket: the cable's rating from its PP resistor, read once per plug-in (ref §4).
             self._cable_ma = pp_rating_ma(inp.pp_ohm)

@@ -52,7 +52,8 @@ class PilotClassifier:
         self.diode_bad = False  # diode missing/shorted on the last N_DIODE PWM samples
         self.raw = ST_UNKNOWN  # classification of the last sample alone
         self._cand = ST_UNKNOWN
-        self._count = 0
+        self._count = 0  # consecutive samples agreeing on _cand
+        self._away = 0  # consecutive samples that differ from the accepted state
         self._diode_bad = 0
         self._diode_good = 0
 
@@ -78,16 +79,24 @@ class PilotClassifier:
         self.raw = r
         if r == self.state:
             self._count = 0
+            self._away = 0
         else:
+            self._away += 1
             if r == self._cand:
                 self._count += 1
             else:
                 self._cand = r
                 self._count = 1
-            need = N_LEAVE_POWER if (self.state == ST_C or self.state == ST_D) else N_ENTER
-            if self._count >= need:
+            # Leaving a power state counts every sample that is not it, whatever it
+            # is (an unplug may read A, then D...); entering a state needs agreement.
+            if (self.state == ST_C or self.state == ST_D) and self._away >= N_LEAVE_POWER:
                 self.state = r
                 self._count = 0
+                self._away = 0
+            elif self._count >= N_ENTER:
+                self.state = r
+                self._count = 0
+                self._away = 0
         # Diode: only observable while the PWM's negative half is driven and an EV loads CP.
         if pwm_on and ST_B <= self.state <= ST_D:
             if low_mv <= DIODE_MAX_LOW_MV:

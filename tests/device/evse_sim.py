@@ -122,6 +122,7 @@ class Oracle:
         self.not_c = 0  # consecutive samples with the EV physically not asking for power
         self.no_diode = 0
         self.last_pwm_ms = None  # when the pilot last showed PWM while closed
+        self.pwm_off_ms = None  # first step of a soft stop (PWM off, still closed)
         self.rcd_proven = False  # a self-test pulse drew a trip in this session
         self.steps = 0
         self.errors = []
@@ -135,13 +136,16 @@ class Oracle:
         cfg = p.cfg
         self.steps += 1
         wants = ev_before == "C" or (ev_before == "D" and cfg.ventilation)
-        # Large glitches are allowed to look like anything: only count clean samples.
+        # A large glitch may look like anything, C included: it restarts the count.
         if abs(noise_before) < 400:
             self.not_c = 0 if wants else self.not_c + 1
+        else:
+            self.not_c = 0
         if test_before and e.inputs.rcd_trip:
             self.rcd_proven = True
         if not o.contactor:
             self.last_pwm_ms = None
+            self.pwm_off_ms = None
             if ev_before == "A":
                 self.rcd_proven = False  # the next session must prove the RCD again
             return
@@ -160,6 +164,7 @@ class Oracle:
             err = "closed without an RCD self-test in this session"
         elif o.pilot == E.PILOT_PWM:
             self.last_pwm_ms = p.now
+            self.pwm_off_ms = None
             if not e.cp.diode_ok:
                 err = "closed without the EV diode seen"
             elif o.allowed_ma < 6000:
@@ -169,10 +174,12 @@ class Oracle:
             elif cfg.require_auth and not e.authorized:
                 err = "closed without authorization"
         else:
+            if self.pwm_off_ms is None:
+                self.pwm_off_ms = p.now  # the first step with the PWM off
             if self.last_pwm_ms is None:
                 err = "closed without PWM ever on"
-            elif ticks_diff(p.now, self.last_pwm_ms) >= 6000:
-                err = "closed %d ms after PWM off" % ticks_diff(p.now, self.last_pwm_ms)
+            elif ticks_diff(p.now, self.pwm_off_ms) >= 6000:
+                err = "closed %d ms after PWM off" % ticks_diff(p.now, self.pwm_off_ms)
         # Hard over-current opens on the same step (1.5 x the highest limit of the last 5 s).
         hist = self.hist_limit
         hist.append((p.now, max(limit_before, o.allowed_ma)))
@@ -185,10 +192,30 @@ class Oracle:
             self.errors.append("t=%d %s %s" % (p.now, err, p.snap()))
 
 
-def run_actions(actions, cfg=None, start=0):
+def _mutant_delay_open(e):
+    """A deliberately broken evse: the contactor opens one step late (mutation test)."""
+    step = e.step
+    held = [False]
+
+    def late_step(inp, now):
+        was_held = held[0]
+        held[0] = False
+        was = e.outputs.contactor
+        out = step(inp, now)
+        if was and not out.contactor and not was_held:
+            out.contactor = True  # keep it closed for one more step
+            held[0] = True
+        return out
+
+    e.step = late_step
+
+
+def run_actions(actions, cfg=None, start=0, mutant=None):
     """Execute a list of [name, arg] actions, checking the oracle on every 10 ms step.
     Returns {"steps": n, "errors": [...], "closed_steps": n, "states": {...}}."""
     p = Plant(make_cfg(cfg or {}), now=start)
+    if mutant == "delay_open":
+        _mutant_delay_open(p.evse)
     o = Oracle(p)
     e = p.evse
     closed_steps = 0
