@@ -294,3 +294,20 @@ def test_machine_imported_only_in_hal_and_boards():
     # and the check itself works: hal/ does import machine
     with open(os.path.join(ROOT, "hal", "watchdog.py")) as fh:
         assert pat.search(fh.read())
+
+
+def test_per_tick_contactor_rcd_allocate_nothing(mp_fakes):
+    code = BUILD + """
+import micropython
+c = hw.contactor; r = hw.rcd; fb = P[b.CONTACTOR_FB_PIN]
+x = None; y = None; z = None
+micropython.heap_lock()
+try:
+    for _ in range(10):
+        c.set(True); x = c.feedback(); y = r.tripped(); r.set_test(True); r.set_test(False)
+        c.set(False); z = c.set_phases(3)
+finally:
+    micropython.heap_unlock()
+result = [x, y, z, c.phases]
+"""
+    assert mp_fakes.run(code, "esp32_devkit") == [0, False, None, 3]
