@@ -71,11 +71,15 @@ class ModbusRtu:
             self._de.value(1)
         u.write(self._tx)
         if self._de is not None:
+            # sleep through most of the wire time, then spin the last ~2 chars:
+            # DE must drop before the slave starts answering
+            await asyncio.sleep_ms(max(0, 6 * self._char_us // 1000))
             if hasattr(u, "txdone"):
-                while not u.txdone():
-                    await asyncio.sleep_ms(1)
+                t0 = time.ticks_us()
+                while not u.txdone() and time.ticks_diff(time.ticks_us(), t0) < 4 * self._char_us:
+                    pass
             else:
-                await asyncio.sleep_ms(8 * self._char_us // 1000 + 1)
+                await asyncio.sleep_ms(2 * self._char_us // 1000 + 1)
             self._de.value(0)
 
     async def _receive(self, addr, fc, count):

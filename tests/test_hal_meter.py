@@ -261,3 +261,21 @@ for raw in (65535, 0):
 result = out
 """
     assert mp_fakes.run(code) == [[True, "temp_open"], [True, "temp_short"]]
+
+
+def test_pico_w_board_meter_drives_rs485_de(mp_fakes):
+    code = """
+import machine, asyncio, boards
+from sdm_sim import Sdm
+machine.reset()
+b = boards.load('rp2040_pico_w')
+hw = boards.build(b)
+u = [o for o in machine.created if isinstance(o, machine.UART)][0]
+u.device = Sdm(1, {0: 230.0, 6: 10.0, 0x48: 2.0})
+de = machine.pins[b.METER_DE_PIN]
+n0 = len(de.history)
+ok = asyncio.run(hw.meter.poll())
+result = [ok, hw.meter.v_mv[0], hw.meter.i_ma[0], de.history[n0:], de.value(), u.baudrate]
+"""
+    # one DE pulse per request (V/I block, power, energy); receiver enabled after
+    assert mp_fakes.run(code) == [True, 230000, 10000, [1, 0] * 3, 0, 9600]
