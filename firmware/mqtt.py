@@ -95,7 +95,7 @@ class MQTTClient:
         self._ctl = []  # int pid -> PUBACK; str topic -> SUBSCRIBE
         self._subs = {}  # topic -> qos, re-sent on every connect
         self._pid = 0
-        self._obuf = bytearray(out_buf)  # one packet at a time (single writer)
+        self._obuf = bytearray(max(out_buf, 64))  # header+topic must fit: topic <= out_buf-11
         self._wake = asyncio.Event()
         self._dead = asyncio.Event()
         self._halt = asyncio.Event()
@@ -115,7 +115,8 @@ class MQTTClient:
         try:
             t = _b(topic)
             p = _b(payload)
-            if (not t or b"+" in t or b"#" in t or len(t) > 0xFFFF or qos not in (0, 1)
+            if (not t or b"+" in t or b"#" in t or len(t) > len(self._obuf) - 11
+                    or len(p) > _MAX_RL - 600 or qos not in (0, 1)
                     or self._stop or len(self._q) >= self._qlen
                     or (qos == 0 and not self.connected)):  # stale telemetry is useless
                 self.dropped += 1
@@ -400,47 +401,33 @@ class MQTTClient:
             raise ProtocolError("type %d" % t)
 
     async def _send(self, s, h0, topic, pid, payload):
-        # One packet: fixed header, [topic], [pid], [payload]; copied into the
-        # preallocated buffer when it fits, so the socket sees one write.
-        vl = (2 + len(topic) if topic is not None else 0) + (2 if pid else 0)
-        rl = vl + (len(payload) if payload else 0)
-        if rl > _MAX_RL:
-            raise ValueError("too long")
+        # One packet built in the preallocated buffer (single writer); a payload
+        # that does not fit goes as a second write, still one drain.
         buf = self._obuf
-        if rl + 5 <= len(buf):
-            mv = memoryview(buf)
-            buf[0] = h0
-            i = _enc_rl(buf, 1, rl)
-            if topic is not None:
-                buf[i] = len(topic) >> 8
-                buf[i + 1] = len(topic) & 0xFF
-                mv[i + 2:i + 2 + len(topic)] = topic
-                i += 2 + len(topic)
-            if pid:
-                buf[i] = pid >> 8
-                buf[i + 1] = pid & 0xFF
-                i += 2
-            if payload:
-                mv[i:i + len(payload)] = payload
-                i += len(payload)
+        mv = memoryview(buf)
+        tl = len(topic) if topic is not None else -2
+        pl = len(payload) if payload else 0
+        buf[0] = h0
+        i = _enc_rl(buf, 1, tl + 2 + (2 if pid else 0) + pl)
+        if topic is not None:
+            buf[i] = tl >> 8
+            buf[i + 1] = tl & 0xFF
+            mv[i + 2:i + 2 + tl] = topic
+            i += 2 + tl
+        if pid:
+            buf[i] = pid >> 8
+            buf[i + 1] = pid & 0xFF
+            i += 2
+        n = i + pl
+        if n <= len(buf):
+            if pl:
+                mv[i:n] = payload
+            s.write(mv[:n])
+        else:
             s.write(mv[:i])
-        else:  # larger than the buffer: a few writes, still one drain
-            hb = bytearray(9)
-            hb[0] = h0
-            i = _enc_rl(hb, 1, rl)
-            if topic is not None:
-                hb[i] = len(topic) >> 8
-                hb[i + 1] = len(topic) & 0xFF
-                i += 2
-            s.write(bytes(hb[:i]))
-            if topic is not None:
-                s.write(topic)
-            if pid:
-                s.write(bytes((pid >> 8, pid & 0xFF)))
             s.write(payload)
-            i = rl + _enc_rl(hb, 1, rl)
         await asyncio.wait_for_ms(s.drain(), self._resp_ms)  # buf reusable after this
-        self.bytes_out += i
+        self.bytes_out += n
         self._last_tx = ticks_ms()
 
     async def _writer(self, s):
@@ -451,8 +438,8 @@ class MQTTClient:
                     c = self._ctl.pop(0)
                     if isinstance(c, int):  # PUBACK for an incoming QoS 1
                         await self._send(s, _PUBACK << 4, None, c, None)
-                    elif c in self._subs:
-                        await self._send(s, _SUBSCRIBE, None, self._next_sub_pid(),
+                    elif c in self._subs:  # SUBACK is only checked for failures
+                        await self._send(s, _SUBSCRIBE, None, self._next_pid(),
                                          _str16(c) + bytes((self._subs[c],)))
                 while self._q and not self._ctl:
                     m = self._q[0]
@@ -511,7 +498,3 @@ class MQTTClient:
         half = self._ka_ms // 2
         idle = max(ticks_diff(now, self._last_tx), ticks_diff(now, self._last_rx))
         return -1 if idle >= half else half - idle
-
-    def _next_sub_pid(self):
-        # SUBSCRIBE ids share the space with QoS 1 ids; SUBACK is not tracked
-        return self._next_pid()

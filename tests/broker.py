@@ -27,6 +27,14 @@ def free_port():
         return s.getsockname()[1]
 
 
+def dead_port():
+    """A socket bound to a loopback port but not listening: connects to it are refused,
+    and no other process can take the port while the socket is held."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    return s
+
+
 def wait_port(port, timeout=5.0):
     end = time.time() + timeout
     while time.time() < end:

@@ -3,7 +3,7 @@ paho-mqtt as the peer, plus silent/dead/hostile fake brokers."""
 import signal
 import time
 
-from broker import (FakeBroker, Peer, broker_factory, connack, device, free_port,  # noqa: F401
+from broker import (FakeBroker, Peer, broker_factory, connack, dead_port, device,  # noqa: F401
                     read_packet, tls_files)
 
 GAP_BOUND_US = 100_000  # generous: a 10 ms ticker must never stall this long
@@ -240,8 +240,10 @@ def test_silent_broker_does_not_stall_the_loop(device):
 
 
 def test_unreachable_port_does_not_stall_the_loop(device):
-    d = device(port=free_port(), backoff_min_ms=20, backoff_max_ms=50)
+    hold = dead_port()
+    d = device(port=hold.getsockname()[1], backoff_min_ms=20, backoff_max_ms=50)
     s = _ticker_bound(d, 1.5)
+    hold.close()
     assert s["connects"] == 0 and s["attempts"] >= 5
 
 

@@ -11,7 +11,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from broker import Broker, Device, FakeBroker, connack, free_port, make_tls  # noqa: E402
+from broker import Broker, Device, FakeBroker, connack, dead_port, make_tls  # noqa: E402
 
 
 def _measure(cfg, seconds, until=None):
@@ -65,7 +65,10 @@ def run(progress):
     finally:
         fb.close()
     progress("dead broker (closed port), 2 s")
-    out["dead"] = _measure({"port": free_port(), "backoff_min_ms": 20, "backoff_max_ms": 50}, 2.0)
+    hold = dead_port()
+    out["dead"] = _measure({"port": hold.getsockname()[1], "backoff_min_ms": 20,
+                            "backoff_max_ms": 50}, 2.0)
+    hold.close()
     progress("flapping broker (CONNACK, then closes after 100 ms), 3 s")
 
     def flap(conn):
