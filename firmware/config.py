@@ -29,6 +29,8 @@ SCHEMA = (
     ("fallback_current_a", _INT0, 6, 80, 6, 0, "current when backend is silent (A), 0 = stop"),
     ("fallback_timeout_s", _INT, 0, 86400, 0, 0, "backend silence before fallback (s), 0 = off"),
     ("min_off_s", _INT, 0, 600, 60, 0, "minimum contactor off time (s)"),
+    ("fault_retry_s", _INT, 5, 600, 60, 0, "retry after a clearing fault (s)"),
+    ("ev_off_s", _INT, 0, 60, 5, 0, "minimum off time after the EV stopped (s)"),
     ("max_phase_switches", _INT, 0, 20, 5, 0, "phase switches allowed per session"),
     ("control_period_ms", _INT, 1, 50, 10, 0, "control loop period (ms)"),
     ("meter", _ONEOF, ("none", "internal", "sdm120", "sdm630"), 0, "internal", 0,

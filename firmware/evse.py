@@ -102,6 +102,8 @@ class EvseConfig:
         self.phase_switch = False  # second contactor fitted
         self.min_off_ms = 60000  # gap after the wallbox itself stopped (ref §8 wear)
         self.max_phase_switches = 5
+        self.retry_ms = _RETRY_MS  # auto-retry after a clearing fault (ref §8: 60 s)
+        self.ev_off_ms = _EV_OFF_MS  # gap after an EV-driven C->B (ref §8 wear: 5 s)
 
 
 class Inputs:
@@ -229,9 +231,8 @@ class Evse:
         self._lock_timing = False
         self._oc_timing = False
         self._bad_cp = 0
-        self.cp.reset()
-        if self.cfg.rcd_fitted and self._rt != _RT_PASSED:
-            self._rt = _RT_NEEDED
+        if not self.outputs.contactor:
+            self.cp.reset_diode()  # the EV proves its diode again; a running RCD test goes on
         return None
 
     # --- helpers --------------------------------------------------------------------
@@ -308,7 +309,7 @@ class Evse:
                     self._trip(F_CP_READING, now)
             else:
                 self._bad_cp = 0
-            if cp == ST_E:
+            if cp == ST_E and self.cp.raw == ST_E:  # (a stale E after F needs a fresh sample)
                 self._trip(F_PILOT_SHORT, now)
             if self.cp.diode_bad and out.pilot == PILOT_PWM:
                 self._trip(F_DIODE, now)
@@ -363,10 +364,12 @@ class Evse:
         else:
             self._oc_timing = False
 
-        # 5. Retry: auto-clearing faults go away 60 s after the last one was raised.
-        if self.fault & _RETRY_FAULTS and ticks_diff(now, self._retry_at) >= _RETRY_MS:
+        # 5. Retry: auto-clearing faults go away 60 s (retry_ms) after the last one.
+        if self.fault & _RETRY_FAULTS and ticks_diff(now, self._retry_at) >= cfg.retry_ms:
             self.fault &= ~_RETRY_FAULTS
-            self.cp.reset()  # coming out of F: classify afresh
+            # Coming out of F the classifier resumes from the state it held (so a retry
+            # does not look like an unplug); the EV proves its diode again.
+            self.cp.reset_diode()
             self._bad_cp = 0
 
         # 6. Lock: locked while an EV is connected; unlock on A or 5 s into F.
@@ -533,7 +536,7 @@ class Evse:
             out.stop_reason = REASON_UNPLUG
         elif pilot == PILOT_PWM:
             out.stop_reason = REASON_EV  # the car went C->B by itself
-            self._block_close(now, _EV_OFF_MS)
+            self._block_close(now, self.cfg.ev_off_ms)
         else:
             out.stop_reason = REASON_STOP
             self._block_close(now, self.cfg.min_off_ms)

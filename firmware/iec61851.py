@@ -57,6 +57,12 @@ class PilotClassifier:
         self._diode_bad = 0
         self._diode_good = 0
 
+    def reset_diode(self):
+        self.diode_ok = False
+        self.diode_bad = False
+        self._diode_bad = 0
+        self._diode_good = 0
+
     def classify(self, high_mv):
         """One sample -> state, with hysteresis towards the current state."""
         if high_mv > _PLAUSIBLE_MV or high_mv < -_PLAUSIBLE_MV:

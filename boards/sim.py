@@ -1,0 +1,24 @@
+# The simulated bench board for the unix port: no pins, a World with physics instead
+# (hal/sim.py). boards.build() calls build(hw) below instead of the generic builder.
+NAME = "sim"
+WDT_TIMEOUT_MS = 2000
+HAS_LOCK = True  # the sim has a lock actuator; config "lock" decides if it is used
+
+
+def build(hw):
+    from hal import sim
+
+    w = sim.World()
+    hw.world = w
+    hw.pilot = sim.SimPilot(w)
+    hw.pp = sim.SimProximity(w)
+    hw.contactor = sim.SimContactor(w)
+    hw.rcd = sim.SimRcd(w)
+    hw.current = sim.SimCurrent(w)
+    hw.meter = sim.SimMeter(w, hw.current)
+    hw.temp = sim.SimTemp(w)
+    hw.lock = sim.SimLock(w)
+    hw.led = sim.SimLed(w)
+    hw.button = sim.SimButton(w)
+    hw.wdt = sim.SimWatchdog(w, WDT_TIMEOUT_MS)
+    return hw

@@ -1,0 +1,144 @@
+# Boot: build the board, open the store and config, start the runtime tasks.
+# On a board main.py calls main(); on the unix port the same main() takes options:
+#   micropython main.py [--data DIR] [--board NAME] [--sim-port N] [--config JSON]
+#                       [--no-console] [--safe]
+# Whatever happens, the outputs end safe (contactor open, pilot off) before anything else.
+import asyncio
+import json
+import os
+import sys
+import time
+
+import boards
+from firmware.config import Config
+from firmware.runtime import Runtime, VERSION
+from firmware.store import Store
+
+SAFE_FLAG = "safemode"  # a file of this name in the data dir: boot into safe mode
+
+
+def _options(argv):
+    opts = {"data": "/store" if sys.platform != "linux" else "store",
+            "board": None, "sim_port": 0, "config": None, "console": True, "safe": False}
+    i = 1
+    while i < len(argv):
+        a = argv[i]
+        val = argv[i + 1] if i + 1 < len(argv) else None
+        if a == "--data":
+            opts["data"] = val
+        elif a == "--board":
+            opts["board"] = val
+        elif a == "--sim-port":
+            opts["sim_port"] = int(val)
+        elif a == "--config":
+            opts["config"] = val
+        elif a == "--no-console":
+            opts["console"] = False
+            i -= 1
+        elif a == "--safe":
+            opts["safe"] = True
+            i -= 1
+        else:
+            print("unknown option %r: see firmware/app.py" % a)
+            i -= 1
+        i += 2
+    return opts
+
+
+def _mkdirs(path):
+    p = ""
+    for part in path.split("/"):
+        if not part:
+            p = "/" if not p else p
+            continue
+        p = p + ("/" if p and p[-1] != "/" else "") + part
+        try:
+            os.mkdir(p)
+        except OSError:
+            pass
+
+
+def build(opts):
+    """Store, config, board and runtime, ready to run (no task started)."""
+    _mkdirs(opts["data"])
+    store = Store(opts["data"])
+    config = Config(store)
+    if opts["config"]:
+        try:
+            err = config.update(json.loads(opts["config"]))
+        except ValueError as ex:
+            err = "--config is not JSON: %s" % ex
+        if err:
+            print("config rejected:", err)
+    store.dev_id = config.get("id")
+    for name, why in store.problems:
+        print("store: %s was unreadable (%s): using defaults" % (name, why))
+    board = boards.load(opts["board"] or config.get("board") or None)
+    hw = boards.build(board, wifi=_wifi(config))
+    store.boot("fw %s board %s" % (VERSION, board.NAME))
+    rt = Runtime(hw, store, config)
+    rt.board_name = board.NAME
+    return rt
+
+
+def _wifi(config):
+    ssid = config.get("wifi_ssid")
+    return (ssid, config.get("wifi_password")) if ssid else None
+
+
+def safe_mode_requested(opts, hw):
+    if opts["safe"]:
+        return True
+    try:
+        os.stat(opts["data"] + "/" + SAFE_FLAG)
+        return True
+    except OSError:
+        pass
+    b = hw.button
+    return b is not None and b.pressed()
+
+
+def main(argv=None):
+    opts = _options(argv if argv is not None else getattr(sys, "argv", []))
+    rt = None
+    try:
+        rt = build(opts)
+        if safe_mode_requested(opts, rt.hw):
+            rt.hw.safe()
+            rt.store.event("safe_mode", "application not started", 0)
+            rt.store.flush()
+            print("SAFE MODE: outputs off, application not started. Remove '%s/%s' or"
+                  " release the button and reset to run the firmware." % (opts["data"], SAFE_FLAG))
+            return rt
+        asyncio.run(_run(rt, opts))
+    except KeyboardInterrupt:
+        print("stopped (Ctrl-C): outputs safe")
+    finally:
+        if rt is not None:
+            rt._safe()
+            rt.store.flush()
+    return rt
+
+
+async def _run(rt, opts):
+    extra = []
+    if getattr(rt.hw, "world", None) is not None and opts["sim_port"]:
+        from hal import simctl
+        extra.append(("simctl", lambda: simctl.serve(rt, opts["sim_port"])))
+    if rt.config.get("mqtt_host"):
+        try:
+            from firmware import link
+            rt.link = link.Link(rt)
+            extra.append(("link", rt.link.run))
+        except ImportError:
+            print("MQTT link not available in this build")
+    if rt.hw.wifi is not None:
+        extra.append(("wifi", rt.hw.wifi.run))
+    if opts["console"]:
+        try:
+            from firmware import console
+            extra.append(("console", lambda: console.run(rt)))
+        except ImportError:
+            pass
+    print("wallbox fw %s on %s: control every %d ms" % (VERSION, rt.board_name, rt.period_ms))
+    await rt.run(extra)

@@ -1,0 +1,381 @@
+# The asyncio runtime: the control loop and the tasks around it.
+#
+#   control   every control_period_ms: sample -> evse.step -> outputs (contactor first)
+#   metering  1 s: meter poll, energy into the store, temperature
+#   sessions  50 ms: turns output changes into session records and events
+#   flush     200 ms: writes dirty records; while charging only energy checkpoints
+#   watchdog  fed only while the control loop is on time
+# A task that raises is logged and restarted; if the control task raises, the outputs
+# go safe first. Nothing here blocks: every wait is an await.
+import asyncio
+import gc
+import sys
+import time
+from micropython import const
+
+from firmware import evse as E
+
+VERSION = "0.3.0"
+_RESTART_MS = const(1000)
+_CONTROL_RESTART_MS = const(100)
+_MAX_CONTROL_FAILS = const(5)  # then stay safe and let the watchdog reset the board
+_TEMP_EVERY = const(5)  # ticks between temperature reads (50 ms at 10 ms)
+_CHG_STATE = const(1)
+_CHG_CONTACTOR = const(2)
+_CHG_FAULT = const(4)
+
+
+def evse_config(cfg, board=None):
+    """EvseConfig (integer units) from the validated Config."""
+    ec = E.EvseConfig()
+    apply_config(ec, cfg, board)
+    return ec
+
+
+def apply_config(ec, cfg, board=None):
+    ec.max_ma = cfg.get("max_current_a") * 1000
+    ec.cable_fixed_ma = cfg.get("cable_fixed_a") * 1000
+    ec.require_auth = cfg.get("require_auth")
+    ec.ventilation = cfg.get("ventilation")
+    ec.lock_fitted = cfg.get("lock")
+    ec.phases = cfg.get("phases")
+    ec.phase_switch = cfg.get("phase_switch")
+    ec.min_off_ms = cfg.get("min_off_s") * 1000
+    ec.max_phase_switches = cfg.get("max_phase_switches")
+    ec.retry_ms = cfg.get("fault_retry_s") * 1000
+    ec.ev_off_ms = cfg.get("ev_off_s") * 1000
+    if board is not None:
+        ec.rcd_fitted = board.rcd is not None
+
+
+class Stats:
+    """Control loop health, read by the console, the link and the benchmarks."""
+
+    def __init__(self):
+        self.ticks = 0
+        self.max_gap_ms = 0  # longest time between two control ticks
+        self.late = 0  # ticks that came more than one period late
+        self.max_tick_us = 0  # longest sample+step+outputs
+        self.control_fails = 0
+        self.task_errors = 0
+        self.last_error = ""
+
+    def reset_gaps(self):
+        self.max_gap_ms = 0
+        self.late = 0
+        self.max_tick_us = 0
+
+
+class Runtime:
+    def __init__(self, hw, store, config):
+        self.hw = hw
+        self.store = store
+        self.config = config
+        self.evse = E.Evse(evse_config(config, hw))
+        self.stats = Stats()
+        self.period_ms = config.get("control_period_ms")
+        self.started_ms = time.ticks_ms()
+        self.last_tick_ms = self.started_ms
+        self.last_command_ms = self.started_ms
+        self.temp_dc = E.TEMP_NONE
+        self.current_ma = 0
+        self.power_w = 0
+        self.v_mv = [0, 0, 0]
+        self.i_ma = [0, 0, 0]
+        self.meter_error = None
+        self.energy_meter_wh = 0
+        self._changed = 0
+        self._prev_state = ""
+        self._prev_contactor = False
+        self._prev_fault = 0
+        self._cfg_version = config.version
+        self._meter_e_wh = -1
+        self._temp_div = 0
+        self._ct_ma = hw.current.ma if hw.current is not None else None
+        self.link = None  # the backend link, when configured (firmware/link.py)
+        self.tasks = {}
+        self.stopped = False
+        self._restore_setpoints()
+
+    def _restore_setpoints(self):
+        """The last commanded current/enable/phases survive a reboot (mqtt.md §7)."""
+        sp = self.store.setpoints()
+        e = self.evse
+        ma = sp.get("current_ma")
+        if ma is not None and e.set_backend_limit_ma(ma) is None:
+            pass
+        en = sp.get("enabled")
+        if en is not None:
+            e.set_enabled(en)
+        ph = sp.get("phases")
+        if ph is not None and self.config.get("phase_switch"):
+            e.request_phases(ph)
+
+    def note_command(self):
+        self.last_command_ms = time.ticks_ms()
+
+    # --- control ------------------------------------------------------------------
+
+    def tick(self, now):
+        """One control tick: sample -> step -> outputs. No allocation, no waiting."""
+        hw = self.hw
+        e = self.evse
+        inp = e.inputs
+        pilot = hw.pilot
+        if pilot.sample():
+            inp.cp_high_mv = pilot.high_mv
+            inp.cp_low_mv = pilot.low_mv
+        else:
+            inp.cp_high_mv = 20000  # implausible: the classifier counts a reading error
+            inp.cp_low_mv = 20000
+        if hw.pp is not None:
+            inp.pp_ohm = hw.pp.read_ohm()
+        cur = self._ct_ma
+        if cur is not None:
+            # CT readings (updated by the current task): the fast path for over-current.
+            m = cur[0]
+            if cur[1] > m:
+                m = cur[1]
+            if cur[2] > m:
+                m = cur[2]
+            inp.current_ma = m
+        else:
+            inp.current_ma = self.current_ma  # from the meter, once a second
+        self._temp_div += 1
+        if self._temp_div >= _TEMP_EVERY and hw.temp is not None:
+            self._temp_div = 0
+            self.temp_dc = hw.temp.read_dc()
+        inp.temp_dc = self.temp_dc
+        inp.contactor_fb = hw.contactor.feedback()
+        if hw.lock is not None:
+            inp.lock_fb = hw.lock.feedback()
+        if hw.rcd is not None:
+            inp.rcd_trip = hw.rcd.tripped()
+        out = e.step(inp, now)
+        # Contactor first: when anything below fails, the power is already off.
+        hw.contactor.set(out.contactor)
+        if out.phases != hw.contactor.phases and not out.contactor:
+            hw.contactor.set_phases(out.phases)
+        pilot.set(out.pilot, out.duty_pm)
+        if hw.lock is not None:
+            hw.lock.set(out.lock)
+            hw.lock.update()
+        if hw.rcd is not None:
+            hw.rcd.set_test(out.rcd_test)
+        # Edge detection for the sessions task (compares only; allocates nothing).
+        if out.state is not self._prev_state:
+            self._prev_state = out.state
+            self._changed |= _CHG_STATE
+        if out.contactor != self._prev_contactor:
+            self._prev_contactor = out.contactor
+            self._changed |= _CHG_CONTACTOR
+        if out.fault != self._prev_fault:
+            self._prev_fault = out.fault
+            self._changed |= _CHG_FAULT
+
+    async def control(self):
+        period = self.period_ms
+        st = self.stats
+        nxt = time.ticks_ms()
+        last = nxt
+        while True:
+            now = time.ticks_ms()
+            gap = time.ticks_diff(now, last)
+            last = now
+            if gap > st.max_gap_ms:
+                st.max_gap_ms = gap
+            if gap > 2 * period:
+                st.late += 1
+            t0 = time.ticks_us()
+            self.tick(now)
+            d = time.ticks_diff(time.ticks_us(), t0)
+            if d > st.max_tick_us:
+                st.max_tick_us = d
+            st.ticks += 1
+            self.last_tick_ms = now
+            nxt = time.ticks_add(nxt, period)
+            wait = time.ticks_diff(nxt, time.ticks_ms())
+            if wait < 0:
+                nxt = time.ticks_ms()  # late: do not try to catch up with a burst
+                wait = 0
+            await asyncio.sleep_ms(wait)
+
+    # --- metering, sessions, flush, watchdog ---------------------------------------------
+
+    async def metering(self):
+        hw = self.hw
+        while True:
+            m = hw.meter
+            if m is not None:
+                if await m.poll():
+                    self.meter_error = None
+                    for i in range(3):
+                        self.v_mv[i] = m.v_mv[i]
+                        self.i_ma[i] = m.i_ma[i]
+                    self.power_w = m.p_w
+                    self.current_ma = max(m.i_ma)
+                    self.energy_meter_wh = m.e_wh
+                    if self._meter_e_wh >= 0 and m.e_wh > self._meter_e_wh:
+                        if self.evse.outputs.contactor or self.store.session_open():
+                            self.store.add_energy(m.e_wh - self._meter_e_wh, self.current_ma)
+                    self._meter_e_wh = m.e_wh
+                else:
+                    if m.error != self.meter_error:
+                        self.store.event("meter_error", str(m.error))
+                    self.meter_error = m.error
+            if self.config.version != self._cfg_version:
+                self._cfg_version = self.config.version
+                apply_config(self.evse.cfg, self.config, self.hw)
+            await asyncio.sleep_ms(1000)
+
+    async def sessions(self):
+        e = self.evse
+        store = self.store
+        while True:
+            await asyncio.sleep_ms(50)
+            ch = self._changed
+            if not ch:
+                continue
+            self._changed = 0
+            out = e.outputs
+            if ch & _CHG_FAULT:
+                names = ",".join(E.fault_names(out.fault))
+                store.event("fault" if out.fault else "fault_clear", names, 0)
+                if self.link is not None:
+                    self.link.on_event("fault" if out.fault else "fault_clear", names)
+            if ch & _CHG_CONTACTOR:
+                if out.contactor:
+                    store.event("charge_start", "%d mA" % out.allowed_ma)
+                else:
+                    store.event("charge_stop", self.stop_reason())
+            if ch & _CHG_STATE:
+                s = out.state
+                if s != "A" and not store.session_open():
+                    store.session_start()
+                    store.event("plug", s)
+                    if self.link is not None:
+                        self.link.on_event("plug", s)
+                elif s == "A" and store.session_open():
+                    rec = store.session_stop(self.stop_reason(unplug=True))
+                    store.event("unplug", rec["sid"] if rec else "")
+                    if self.link is not None:
+                        self.link.on_event("unplug", "")
+                        self.link.on_session(rec)
+                if self.link is not None:
+                    self.link.on_state()
+
+    def stop_reason(self, unplug=False):
+        out = self.evse.outputs
+        r = out.stop_reason
+        if r == E.REASON_FAULT:
+            names = E.fault_names(self.evse.fault)
+            return "fault:" + (names[0] if names else "cleared")
+        if unplug and r == E.REASON_NONE:
+            return "unplug"
+        return r
+
+    async def current(self):
+        """CT sampling in small chunks (hal/current.py): 7 ms, not a multiple of 10 ms,
+        so the samples walk across the mains cycle."""
+        ct = self.hw.current
+        if ct is None:
+            return
+        while True:
+            ct.update()
+            await asyncio.sleep_ms(7)
+
+    async def flush(self):
+        store = self.store
+        while True:
+            await asyncio.sleep_ms(200)
+            if self.evse.outputs.contactor:
+                # Flash writes block in C (DESIGN.md): while charging only energy
+                # checkpoints, bounded to one record.
+                if store.checkpoint_due():
+                    store.flush(1)
+            elif store.flush_due():
+                store.flush(1)
+
+    async def watchdog(self):
+        wdt = self.hw.wdt
+        if wdt is None:
+            return
+        limit = 5 * self.period_ms + 50
+        while True:
+            # Fed only while the control loop ticks on time: a stalled or dead control
+            # loop lets the hardware watchdog reset the board.
+            if time.ticks_diff(time.ticks_ms(), self.last_tick_ms) <= limit:
+                wdt.feed()
+            await asyncio.sleep_ms(100)
+
+    # --- supervision ----------------------------------------------------------------
+
+    def _safe(self):
+        """Outputs safe, whatever state the drivers are in."""
+        try:
+            self.hw.safe()
+        except Exception as ex:  # noqa: the contactor pin itself may be what failed
+            print("safe() failed:", ex)
+        self.evse.outputs.contactor = False
+
+    async def _supervise(self, name, fn):
+        st = self.stats
+        while not self.stopped:
+            try:
+                await fn()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as ex:
+                if name == "control":
+                    self._safe()  # first: power off before anything else
+                    st.control_fails += 1
+                st.task_errors += 1
+                st.last_error = "%s: %s" % (name, repr(ex))
+                print("task %s failed: %r" % (name, ex))
+                sys.print_exception(ex)
+                self.store.event("task_error", st.last_error[:70], 0)
+                if name == "control" and st.control_fails >= _MAX_CONTROL_FAILS:
+                    # Give up: outputs stay safe, the watchdog is no longer fed.
+                    self.store.event("control_dead", "outputs safe", 0)
+                    return
+                await asyncio.sleep_ms(_CONTROL_RESTART_MS if name == "control" else _RESTART_MS)
+
+    def start(self, extra=()):
+        """Create every task; extra = ((name, coroutine function), ...)."""
+        for name, fn in (("control", self.control), ("metering", self.metering),
+                         ("sessions", self.sessions), ("flush", self.flush),
+                         ("current", self.current),
+                         ("watchdog", self.watchdog)) + tuple(extra):
+            self.tasks[name] = asyncio.create_task(self._supervise(name, fn))
+
+    async def run(self, extra=()):
+        self.start(extra)
+        try:
+            while not self.stopped:
+                await asyncio.sleep_ms(500)
+        finally:
+            self._safe()
+
+    # --- reporting (allocates: never from the control tick) -------------------------------
+
+    def status(self):
+        e = self.evse
+        o = e.outputs
+        hw = self.hw
+        rcd = "none"
+        if hw.rcd is not None:
+            rcd = "tripped" if hw.rcd.tripped() else "ok"
+        return {
+            "state": o.state, "enabled": e.enabled, "authorized": e.authorized,
+            "allowed_a": o.allowed_ma / 1000, "limit_a": e.backend_ma / 1000,
+            "duty_pm": o.duty_pm, "contactor": o.contactor, "phases": o.phases,
+            "faults": E.fault_names(o.fault), "current_a": [x / 1000 for x in self.i_ma],
+            "voltage_v": [x / 1000 for x in self.v_mv], "power_w": self.power_w,
+            "energy_wh": self.store.energy_wh, "temp_c": (self.temp_dc / 10) if self.temp_dc != E.TEMP_NONE else None,
+            "rcd": rcd, "meter_error": self.meter_error,
+            "uptime_s": time.ticks_diff(time.ticks_ms(), self.started_ms) // 1000,
+            "fw": VERSION, "ticks": self.stats.ticks, "max_gap_ms": self.stats.max_gap_ms,
+            "link": self.link.status() if self.link is not None else "off",
+            "mem_free": gc.mem_free(),
+        }

@@ -1,0 +1,136 @@
+# The sim bench's control channel (unix port only): JSON lines over TCP on loopback,
+# so the host-side harness (tools/simbench.py) can change the physical world and read
+# the firmware's outputs while the firmware runs exactly as on a board.
+#
+# Requests (one JSON object per line), replies {"ok": true, ...} or {"ok": false, "err": ...}:
+#   {"op": "now"}                                 device clock: now_us, now_ms
+#   {"op": "set", "k": name, "v": value}          change the world now (hal/sim.py SETTABLE)
+#   {"op": "at", "t_us": T, "k": name, "v": value} change it at device time T (µs)
+#   {"op": "read"}                                world + outputs + runtime status
+#   {"op": "changes", "since": seq}               output changes with µs timestamps
+#   {"op": "applied"}                             scheduled events applied, with their time
+#   {"op": "cmd", "name": n, "args": [...]}       firmware command (firmware/commands.py)
+#   {"op": "events", "n": N} / {"op": "sessions", "n": N} / {"op": "stats"} / {"op": "reset_stats"}
+#   {"op": "exit"}                                stop the firmware (outputs safe)
+import asyncio
+import gc
+import json
+import time
+
+try:
+    import micropython
+except ImportError:  # pragma: no cover
+    micropython = None
+
+from firmware.commands import Commands
+
+_CMDS = ("set_current", "enable", "authorize", "set_phases", "reset_faults", "status")
+
+
+def _world_dict(w):
+    return {
+        "plugged": w.plugged, "s2": w.s2, "s2_closed": w.s2_closed, "cp_state": w.cp_state(),
+        "diode": w.diode, "cp_short": w.cp_short, "ev_state": w.ev_state, "want_ma": w.want_ma,
+        "draw_ma": w.draw_ma, "live_phases": w.live_phases() if w.draw_ma else 0,
+        "rcd_fault": w.rcd_fault, "welded": w.welded, "temp_dc": w.temp_dc,
+        "pilot": w.pilot, "duty_pm": w.duty_pm, "contactor": w.contactor, "phases": w.phases,
+        "lock": w.lock, "rcd_test": w.rcd_test, "energy_wh": w.energy_mwh // 1000,
+        "wdt_feeds": w.wdt_feeds, "wdt_max_gap_us": w.wdt_max_gap_us,
+        "wdt_age_us": time.ticks_diff(time.ticks_us(), w.wdt_last_us) if w.wdt_feeds else -1,
+    }
+
+
+def _stats(rt):
+    st = rt.stats
+    d = {"ticks": st.ticks, "max_gap_ms": st.max_gap_ms, "late": st.late,
+         "max_tick_us": st.max_tick_us, "control_fails": st.control_fails,
+         "task_errors": st.task_errors, "last_error": st.last_error,
+         "mem_alloc": gc.mem_alloc(), "mem_free": gc.mem_free(),
+         "store_writes": rt.store.writes}
+    if micropython is not None and hasattr(micropython, "mem_peak"):
+        d["mem_peak"] = micropython.mem_peak()
+    return d
+
+
+def handle(rt, cmds, req):
+    w = rt.hw.world
+    op = req.get("op")
+    if op == "now":
+        return {"now_us": time.ticks_us(), "now_ms": time.ticks_ms()}
+    if op == "set":
+        err = w.set(req.get("k"), req.get("v"))
+        return {"err": err} if err else {}
+    if op == "at":
+        err = w.at(req.get("t_us"), req.get("k"), req.get("v"))
+        return {"err": err} if err else {}
+    if op == "read":
+        return {"world": _world_dict(w), "status": rt.status(), "stats": _stats(rt)}
+    if op == "changes":
+        since = req.get("since", 0)
+        return {"changes": [c for c in w.changes if c[3] > since]}
+    if op == "applied":
+        return {"applied": w.applied}
+    if op == "cmd":
+        name = req.get("name")
+        if name not in _CMDS:
+            return {"err": "unknown command %r; one of %s" % (name, ", ".join(_CMDS))}
+        ok, val = getattr(cmds, name)(*req.get("args", []))
+        return {"cmd_ok": ok, "value": val}
+    if op == "events":
+        return {"events": rt.store.events(req.get("n", 0))}
+    if op == "sessions":
+        return {"sessions": rt.store.sessions(req.get("n", 0)),
+                "outbox": [s["sid"] for s in rt.store.outbox_pending()],
+                "open": rt.store.session_open(), "energy_wh": rt.store.energy_wh}
+    if op == "stats":
+        return {"stats": _stats(rt)}
+    if op == "reset_stats":
+        rt.stats.reset_gaps()
+        w.wdt_max_gap_us = 0
+        if micropython is not None and hasattr(micropython, "mem_peak"):
+            pass
+        return {}
+    if op == "config":
+        k = req.get("k")
+        if k is None:
+            return {"config": rt.config.as_dict()}
+        err = rt.config.set(k, req.get("v"))
+        return {"err": err} if err else {}
+    if op == "exit":
+        rt.stopped = True
+        return {}
+    return {"err": "unknown op %r" % op}
+
+
+async def _client(rt, cmds, reader, writer):
+    try:
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            try:
+                req = json.loads(line)
+                rep = handle(rt, cmds, req)
+                if "err" in rep and rep["err"]:
+                    rep["ok"] = False
+                else:
+                    rep.pop("err", None)
+                    rep["ok"] = True
+            except Exception as ex:  # a bad request never stops the bench
+                rep = {"ok": False, "err": "%s: %s" % (type(ex).__name__, ex)}
+            writer.write(json.dumps(rep).encode() + b"\n")
+            await writer.drain()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def serve(rt, port):
+    cmds = Commands(rt)
+    srv = await asyncio.start_server(lambda r, w: _client(rt, cmds, r, w), "127.0.0.1", port)
+    print("simctl: listening on 127.0.0.1:%d" % port)
+    try:
+        while not rt.stopped:
+            await asyncio.sleep_ms(200)
+    finally:
+        srv.close()

@@ -1,0 +1,306 @@
+#!/usr/bin/env python3
+"""SimBench: run the wallbox firmware on the simulated bench and drive it from CPython.
+
+The firmware runs unchanged under the MicroPython unix port (`micropython main.py`)
+on boards/sim.py; this class talks to it over the sim control channel (hal/simctl.py,
+JSON lines on loopback). It is the API the end-to-end tests, `make sim` and the
+benchmarks use: keep it stable and documented (docs/simbench.md).
+
+    with SimBench(config={"min_off_s": 5}) as b:
+        b.plug()                                  # cable in, EV willing to charge
+        b.wait_for(lambda r: r["status"]["contactor"], timeout=5)
+        t = b.now_us() + 50_000
+        b.at(t, plugged=False)                    # unplug 50 ms from now (device clock)
+        b.wait_for(lambda r: not r["status"]["contactor"])
+        print(b.latency_ms(t, "contactor", 0))   # physical change -> contactor open
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class SimError(RuntimeError):
+    pass
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _micropython():
+    venv = os.path.join(ROOT, ".venv", "bin", "micropython")
+    if os.path.exists(venv):
+        return venv
+    found = shutil.which("micropython")
+    if not found:
+        raise SimError("micropython not found: run `make setup`")
+    return found
+
+
+class SimBench:
+    def __init__(self, data_dir=None, config=None, heapsize=None, console=False,
+                 extra_args=(), start=True, env=None):
+        self._own_dir = data_dir is None
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="wallbox-sim-")
+        self.config = dict(config or {})
+        self.heapsize = heapsize
+        self.console = console
+        self.extra_args = list(extra_args)
+        self.env = env
+        self.proc = None
+        self.sock = None
+        self.port = None
+        self.log_path = os.path.join(self.data_dir, "firmware.log")
+        self._buf = b""
+        if start:
+            self.start()
+
+    # --- process ------------------------------------------------------------------
+    def start(self, timeout=15):
+        """Start the firmware (again, on the same data dir after kill())."""
+        self.port = _free_port()
+        cmd = [_micropython()]
+        if self.heapsize:
+            cmd += ["-X", "heapsize=%s" % self.heapsize]
+        cmd += ["main.py", "--data", os.path.join(self.data_dir, "store"),
+                "--sim-port", str(self.port)]
+        if self.config:
+            cmd += ["--config", json.dumps(self.config)]
+        if not self.console:
+            cmd.append("--no-console")
+        cmd += self.extra_args
+        env = dict(os.environ)
+        env["MICROPYPATH"] = ROOT + ":.frozen"
+        if self.env:
+            env.update(self.env)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise SimError("firmware exited (%s) at start:\n%s" % (self.proc.returncode, self.log()))
+            try:
+                self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=1)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    self.kill()
+                    raise SimError("firmware did not open the sim port:\n" + self.log())
+                time.sleep(0.05)
+        self.sock.settimeout(10)
+        self._buf = b""
+        return self
+
+    def log(self):
+        """Everything the firmware printed (all runs on this data dir)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def kill(self):
+        """SIGKILL, like a power cut: nothing gets a chance to flush."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self._close_sock()
+
+    def restart(self):
+        self.kill()
+        return self.start()
+
+    def stop(self):
+        """Clean stop: the firmware makes its outputs safe and flushes."""
+        if self.proc and self.proc.poll() is None:
+            try:
+                self._req(op="exit")
+            except (SimError, OSError):
+                pass
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._close_sock()
+
+    def close(self):
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def _close_sock(self):
+        if self.sock:
+            self.sock.close()
+            self.sock = None
+        if getattr(self, "_log", None):
+            self._log.close()
+            self._log = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    # --- protocol -----------------------------------------------------------------
+    def _req(self, **req):
+        if self.sock is None:
+            raise SimError("bench not running")
+        self.sock.sendall(json.dumps(req).encode() + b"\n")
+        while b"\n" not in self._buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise SimError("firmware closed the sim channel:\n" + self.log()[-3000:])
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        rep = json.loads(line)
+        if not rep.get("ok"):
+            raise SimError(rep.get("err", "request failed"))
+        return rep
+
+    # --- the physical world -------------------------------------------------------------
+    def set(self, **values):
+        """Change the world now, e.g. set(plugged=True, want_ma=10000)."""
+        for k, v in values.items():
+            self._req(op="set", k=k, v=v)
+
+    def at(self, t_us, **values):
+        """Schedule a physical change at device time t_us (see now_us())."""
+        for k, v in values.items():
+            self._req(op="at", t_us=t_us, k=k, v=v)
+
+    def now_us(self):
+        return self._req(op="now")["now_us"]
+
+    def plug(self, want_ma=None):
+        if want_ma is not None:
+            self.set(want_ma=want_ma)
+        self.set(plugged=True, s2=True)
+
+    def unplug(self):
+        self.set(plugged=False)
+
+    def set_ev_state(self, letter):
+        """Force the CP state ("A".."E"), or "" to let the EV model decide."""
+        self.set(ev_state=letter)
+
+    def s2(self, closed):
+        """The EV's own wish to charge (S2 closes when it sees PWM)."""
+        self.set(s2=closed)
+
+    def diode_fault(self, on=True):
+        self.set(diode=not on)
+
+    def cp_short(self, on=True):
+        self.set(cp_short=on)
+
+    def load(self, ma):
+        """Force the EV's draw per phase (mA); -1 returns to the EV model."""
+        self.set(load_ma=ma)
+
+    def rcd_fault(self, on=True):
+        self.set(rcd_fault=on)
+
+    def weld(self, on=True):
+        self.set(welded=on)
+
+    def temperature(self, deg_c):
+        self.set(temp_dc=int(round(deg_c * 10)))
+
+    # --- reading --------------------------------------------------------------------
+    def read(self):
+        """{"world": ..., "status": ..., "stats": ...}"""
+        return self._req(op="read")
+
+    def status(self):
+        return self.read()["status"]
+
+    def state(self):
+        return self.status()["state"]
+
+    def contactor(self):
+        return self.status()["contactor"]
+
+    def faults(self):
+        return self.status()["faults"]
+
+    def events(self, n=0):
+        return self._req(op="events", n=n)["events"]
+
+    def sessions(self, n=0):
+        """{"sessions": [...], "outbox": [sid...], "open": {...}|None, "energy_wh": int}"""
+        return self._req(op="sessions", n=n)
+
+    def changes(self, since=0):
+        """Output changes [t_us, what, value, seq]: what = contactor|pilot|lock|rcd_test|phases."""
+        return self._req(op="changes", since=since)["changes"]
+
+    def applied(self):
+        """Scheduled physical events as applied: [t_us, name, value]."""
+        return self._req(op="applied")["applied"]
+
+    def stats(self):
+        return self._req(op="stats")["stats"]
+
+    def reset_stats(self):
+        self._req(op="reset_stats")
+
+    def cmd(self, name, *args):
+        """Firmware command (set_current, enable, authorize, set_phases, reset_faults,
+        status): returns (ok, value_or_error)."""
+        r = self._req(op="cmd", name=name, args=list(args))
+        return r["cmd_ok"], r["value"]
+
+    def config_set(self, key, value):
+        self._req(op="config", k=key, v=value)
+
+    def wait_for(self, pred, timeout=10.0, poll=0.02, what="condition"):
+        """Poll read() until pred(read) is true; return that read."""
+        deadline = time.time() + timeout
+        while True:
+            r = self.read()
+            if pred(r):
+                return r
+            if time.time() > deadline:
+                raise SimError("timeout waiting for %s; last: %s" % (what, json.dumps(r["status"])))
+            time.sleep(poll)
+
+    def wait_state(self, prefix, timeout=10.0):
+        return self.wait_for(lambda r: r["status"]["state"].startswith(prefix), timeout,
+                             what="state " + prefix)
+
+    def latency_ms(self, t_us, what="contactor", value=0):
+        """ms from device time t_us to the first change of `what` to `value` after it."""
+        for c in self.changes():
+            if c[1] == what and c[2] == value and c[0] - t_us >= 0:
+                return (c[0] - t_us) / 1000.0
+        return None
+
+
+if __name__ == "__main__":  # a tiny smoke run: plug, charge, unplug
+    with SimBench(config={"min_off_s": 5}) as b:
+        b.plug()
+        b.wait_for(lambda r: r["status"]["contactor"], what="charging")
+        print(b.status())
+        t = b.now_us() + 50000
+        b.at(t, plugged=False)
+        b.wait_for(lambda r: not r["status"]["contactor"])
+        print("unplug -> open: %.1f ms" % b.latency_ms(t))
+        sys.exit(0)
