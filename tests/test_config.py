@@ -18,6 +18,8 @@ SPEC = {  # key: (default, valid samples, invalid samples) from the brief
     "fallback_current_a": (6, [0, 6, 80], [3, 81, -1]),
     "fallback_timeout_s": (0, [0, 86400], [-1, 86401]),
     "min_off_s": (60, [0, 600], [-1, 601]),
+    "fault_retry_s": (60, [5, 600], [4, 601, 1.5]),
+    "ev_off_s": (5, [0, 60], [-1, 61]),
     "max_phase_switches": (5, [0, 20], [-1, 21]),
     "control_period_ms": (10, [1, 50], [0, 51]),
     "meter": ("internal", ["none", "internal", "sdm120", "sdm630"], ["SDM630", "", 1, None]),
