@@ -23,6 +23,7 @@ _TEMP_EVERY = const(5)  # ticks between temperature reads (50 ms at 10 ms)
 _CHG_STATE = const(1)
 _CHG_CONTACTOR = const(2)
 _CHG_FAULT = const(4)
+GAP_HIST_N = const(41)  # control-gap histogram: 1 ms buckets 0..39 ms, last one = 40 ms and more
 
 
 def evse_config(cfg, board=None):
@@ -56,6 +57,7 @@ class Stats:
         self.max_gap_ms = 0  # longest time between two control ticks
         self.late = 0  # ticks that came more than one period late
         self.max_tick_us = 0  # longest sample+step+outputs
+        self.gap_hist = [0] * GAP_HIST_N  # ticks per gap in ms (preallocated: no allocation per tick)
         self.control_fails = 0
         self.task_errors = 0
         self.last_error = ""
@@ -64,6 +66,9 @@ class Stats:
         self.max_gap_ms = 0
         self.late = 0
         self.max_tick_us = 0
+        h = self.gap_hist
+        for i in range(GAP_HIST_N):
+            h[i] = 0
 
 
 class Runtime:
@@ -186,6 +191,7 @@ class Runtime:
                 st.max_gap_ms = gap
             if gap > 2 * period:
                 st.late += 1
+            st.gap_hist[gap if gap < GAP_HIST_N - 1 else GAP_HIST_N - 1] += 1
             t0 = time.ticks_us()
             self.tick(now)
             d = time.ticks_diff(time.ticks_us(), t0)

@@ -30,6 +30,7 @@ SETTABLE = {
     "ev_phases": int, "delay_ms": int, "pp_ohm": int, "rcd_fault": bool, "rcd_broken": bool,
     "welded": bool, "temp_dc": int, "lock_jammed": bool, "load_ma": int, "meter_dead": bool,
     "mains_mv": int, "button": bool, "noise_mv": int, "fail_sample": bool,
+    "fail_count": int,
 }
 
 
@@ -60,6 +61,7 @@ class World:
         self.button = False
         self.noise_mv = 0  # peak noise added to CP samples
         self.fail_sample = False  # CP sampler raises (a driver bug) to test task recovery
+        self.fail_count = 0  # > 0: that many CP samples raise (then it works again)
         # what the drivers drive
         self.pilot = PILOT_PLUS12
         self.duty_pm = 1000
@@ -79,6 +81,7 @@ class World:
         self._lock_pos = False
         self._lock_since = 0
         self.energy_mwh = 0  # delivered energy (milli-Wh)
+        self._energy_rem = 0  # remainder below 1 mWh (in mW x us), so nothing is truncated away
         self._last_us = time.ticks_us()
         self._rng = 12345
         self.schedule = []  # [t_us, name, value], sorted by time
@@ -167,7 +170,9 @@ class World:
         if self.draw_ma and dt > 0:
             # energy: sum over phases of V x I x dt -> milli-Wh
             p_mw = self.mains_mv // 1000 * self.draw_ma * self.live_phases()
-            self.energy_mwh += p_mw * dt // 3600000000
+            r = self._energy_rem + p_mw * dt
+            self.energy_mwh += r // 3600000000
+            self._energy_rem = r % 3600000000
         # Lock actuator travel.
         if self._lock_pos != self.lock and not self.lock_jammed:
             if time.ticks_diff(now, self._lock_since) >= _LOCK_US:
@@ -241,6 +246,9 @@ class SimPilot:
     def sample(self):
         w = self.w
         if w.fail_sample:
+            raise OSError(5, "sim: CP sampler failure")
+        if w.fail_count > 0:
+            w.fail_count -= 1
             raise OSError(5, "sim: CP sampler failure")
         w.update()
         self.high_mv, self.low_mv = w.cp_levels()

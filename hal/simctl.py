@@ -11,6 +11,8 @@
 #   {"op": "applied"}                             scheduled events applied, with their time
 #   {"op": "cmd", "name": n, "args": [...]}       firmware command (firmware/commands.py)
 #   {"op": "events", "n": N} / {"op": "sessions", "n": N} / {"op": "stats"} / {"op": "reset_stats"}
+#   {"op": "gc"}                                  gc.collect(), then mem_alloc / mem_free
+#   {"op": "config"} / {"op": "config", "k": key, "v": value}   read all / set one config key
 #   {"op": "exit"}                                stop the firmware (outputs safe)
 import asyncio
 import gc
@@ -46,7 +48,7 @@ def _stats(rt):
          "max_tick_us": st.max_tick_us, "control_fails": st.control_fails,
          "task_errors": st.task_errors, "last_error": st.last_error,
          "mem_alloc": gc.mem_alloc(), "mem_free": gc.mem_free(),
-         "store_writes": rt.store.writes}
+         "store_writes": rt.store.writes, "gap_hist": st.gap_hist}
     if micropython is not None and hasattr(micropython, "mem_peak"):
         d["mem_peak"] = micropython.mem_peak()
     return d
@@ -84,6 +86,9 @@ def handle(rt, cmds, req):
                 "open": rt.store.session_open(), "energy_wh": rt.store.energy_wh}
     if op == "stats":
         return {"stats": _stats(rt)}
+    if op == "gc":
+        gc.collect()
+        return {"mem_alloc": gc.mem_alloc(), "mem_free": gc.mem_free()}
     if op == "reset_stats":
         rt.stats.reset_gaps()
         w.wdt_max_gap_us = 0

@@ -269,7 +269,17 @@ class SimBench:
         return r["cmd_ok"], r["value"]
 
     def config_set(self, key, value):
+        """Set one config key (validated, persisted); raises SimError with the reason."""
         self._req(op="config", k=key, v=value)
+
+    def config_get(self):
+        """The whole config (secrets redacted)."""
+        return self._req(op="config")["config"]
+
+    def gc(self):
+        """gc.collect() in the firmware, then {"mem_alloc": .., "mem_free": ..}."""
+        r = self._req(op="gc")
+        return {"mem_alloc": r["mem_alloc"], "mem_free": r["mem_free"]}
 
     def wait_for(self, pred, timeout=10.0, poll=0.02, what="condition"):
         """Poll read() until pred(read) is true; return that read."""
