@@ -142,3 +142,8 @@ async def _run(rt, opts):
             pass
     print("wallbox fw %s on %s: control every %d ms" % (VERSION, rt.board_name, rt.period_ms))
     await rt.run(extra)
+    if rt.link is not None:  # clean stop: retained "offline" first (no will after DISCONNECT)
+        try:
+            await asyncio.wait_for_ms(rt.link.stop(), 2000)
+        except Exception:
+            pass

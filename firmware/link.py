@@ -1,0 +1,496 @@
+# The backend link: MQTT topics of ../shared/reference/mqtt.md §6/§7 on top of
+# firmware/mqtt.py. One asyncio task; it only reads runtime state and calls the
+# command API (firmware/commands.py), so nothing here runs in the control tick.
+# Topics, payloads and the reconnect gate are documented in docs/mqtt.md.
+import asyncio
+import json
+import time
+from micropython import const
+
+from firmware import evse as E
+from firmware.commands import Commands
+from firmware.mqtt import MQTTClient
+
+_POLL_MS = const(250)  # change detection / timers
+_REPUBLISH_MS = const(25000)  # state/enabled re-sent: evcc `timeout: 90s` never fires
+_OUTBOX_SCAN_MS = const(30000)  # outbox re-read even without a hint
+_CHARGING_TELE_MS = const(2000)  # telemetry while the contactor is closed
+_MAX_PAYLOAD = const(64)  # a command payload longer than this is rejected unread
+_OUTBOX_BATCH = const(4)
+STATES = ("A", "B1", "B2", "C1", "C2", "D1", "D2", "E", "F")
+
+
+def fmt_a(ma):
+    """'16' or '10.5' from mA (what HA's number and evcc send back)."""
+    if ma % 1000 == 0:
+        return "%d" % (ma // 1000)
+    return "%d.%d" % (ma // 1000, ma % 1000 // 100)
+
+
+def load_ca(path):
+    """CA file (PEM or DER) -> DER bytes; raises OSError/ValueError."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if b"-----BEGIN" not in data:
+        return data
+    import binascii
+    lines = []
+    inside = False
+    for ln in data.split(b"\n"):
+        ln = ln.strip()
+        if ln.startswith(b"-----BEGIN"):
+            inside = True
+        elif ln.startswith(b"-----END"):
+            break
+        elif inside:
+            lines.append(ln)
+    if not lines:
+        raise ValueError("no certificate in PEM")
+    return binascii.a2b_base64(b"".join(lines))
+
+
+class Link:
+    def __init__(self, rt, client_cls=MQTTClient):
+        self.rt = rt
+        cfg = rt.config
+        self.cmds = Commands(rt)
+        self.id = cfg.get("id")
+        b = cfg.base_topic()
+        self.base = b
+        self.t_status = b + "/status"
+        self.t_state = b + "/state"
+        self.t_enabled = b + "/enabled"
+        self.t_limit = b + "/current_limit"
+        self.t_phases = b + "/phases"
+        self.t_json = b + "/json/status"
+        self.t_tele = b + "/telemetry"
+        self.t_session = b + "/session"
+        self.t_last = b + "/session/last"
+        self.t_event = b + "/event"
+        self.t_reply = b + "/reply"
+        self._pset = b + "/set/"
+        self._pcmd = b + "/cmd/"
+        self.ha = cfg.get("ha_discovery")
+        self.ha_prefix = cfg.get("ha_prefix")
+        self.t_ha_status = self.ha_prefix + "/status"
+        self.tls = cfg.get("mqtt_tls")
+        self.error = None  # a configuration problem that keeps the link down
+        tls = None
+        if self.tls:
+            path = cfg.get("mqtt_ca")
+            if path:
+                try:
+                    tls = load_ca(path)  # at start: file reads block too
+                except Exception as ex:
+                    self.error = "mqtt_ca %s unreadable: %s" % (path, type(ex).__name__)
+                    rt.store.event("mqtt_ca", self.error, 0)
+            else:
+                tls = True  # encrypted, server not verified: documented in docs/mqtt.md
+        user = cfg.get("mqtt_user") or None
+        self.client = client_cls(
+            cfg.client_id(), cfg.get("mqtt_host"), cfg.get("mqtt_port"), user=user,
+            password=(cfg.get("mqtt_password") or None) if user else None,
+            keepalive_s=30, clean_session=True, will=(self.t_status, "offline", 1, True),
+            tls=tls, queue_len=24, max_inflight=8, may_connect=self.may_connect,
+            on_message=self.on_message, on_connect=self.on_connect,
+            on_puback=self.on_puback, on_disconnect=self.on_disconnect)
+        c = self.client
+        c.subscribe(b + "/set/#", 1)
+        c.subscribe(b + "/cmd/#", 1)
+        if self.ha:
+            c.subscribe(self.t_ha_status, 1)
+        self._out = {}  # pid -> (sid, payload) of session records in flight
+        self._sids = set()
+        self._scan = True  # read the outbox on the next poll
+        self._scan_ms = 0
+        self._live = set()  # set/* topics that got a live command this boot
+        self._pub_state = None  # last published values (identity/equality checks)
+        self._pub_enabled = None
+        self._pub_ma = -1
+        self._pub_ph = 0
+        self._pub_fault = -1
+        self._rep_ms = 0
+        self._tele_ms = 0
+        self._dirty = False  # on_state(): publish soon
+        self._event_seq = 0
+        self._fallback = False
+        self._fb_saved_ma = 0
+        self._fb_ma = 0
+        self._fb_cmd_ms = 0
+        self.commands = 0
+        self.rejected = 0
+
+    # ---- the reconnect gate (DESIGN.md "Calls that block inside C") ----
+
+    def may_connect(self):
+        if self.error:
+            return False
+        if not self.rt.evse.outputs.contactor:
+            return True
+        # Contactor closed: only a plain TCP connect to an address resolved before
+        # (no DNS, no TLS handshake) may start; both of those block in C.
+        return not self.tls and self.client._ip is not None
+
+    # ---- runtime hooks (sessions task; cheap, never block) ----
+
+    def on_state(self):
+        self._dirty = True
+
+    def on_session(self, rec):
+        self._scan = True
+
+    def on_event(self, kind, detail):
+        if self.client.connected:
+            self._event_seq += 1
+            self.client.publish(self.t_event, json.dumps(
+                {"seq": self._event_seq, "ts": self.rt.store._epoch(), "type": kind,
+                 "detail": detail}), 1)
+        if kind == "fault" or kind == "fault_clear":
+            self._dirty = True
+
+    def status(self):
+        c = self.client
+        if self.error:
+            return "error: " + self.error
+        if c.connected:
+            return "connected"
+        if not self.may_connect():
+            return "waiting: contactor closed"
+        return "connecting (%d tries)" % c.attempts
+
+    # ---- MQTT callbacks ----
+
+    def on_connect(self):
+        self.publish_all()
+        self._scan = True
+
+    def on_disconnect(self):
+        # In-flight records stay in the client and go again (DUP) on reconnect.
+        pass
+
+    def on_puback(self, pid):
+        o = self._out.pop(pid, None)
+        if o is None:
+            return
+        self._sids.discard(o[0])
+        self.rt.store.outbox_ack(o[0])
+        self.client.publish(self.t_last, o[1], 1, True)
+        self._scan = True
+
+    def on_message(self, topic, payload, retained):
+        if topic == self.t_ha_status:
+            if bytes(payload) == b"online":
+                self.publish_all()
+            return
+        if topic.startswith(self._pcmd):
+            if retained:
+                return  # a stale command must never run late
+            name = topic[len(self._pcmd):]
+        elif topic.startswith(self._pset):
+            name = topic[len(self._pset):]
+            if retained and name in self._live:
+                return  # a newer live command wins over the retained one
+            if not retained:
+                self._live.add(name)
+        else:
+            return
+        short = topic[len(self.base) + 1:]
+        req, ok, val = self.command(topic[len(self.base) + 1:len(self.base) + 4], name, payload)
+        if ok:
+            self.commands += 1
+        else:
+            self.rejected += 1
+        rep = {"topic": short, "ok": ok, "value": val if ok else None,
+               "err": None if ok else val}
+        if req is not None:
+            rep["req"] = req
+        self.client.publish(self.t_reply, json.dumps(rep), 1)
+        if not ok and self.client.connected:
+            self.on_event("cmd_rejected", short)
+        self._dirty = True
+
+    def command(self, kind, name, payload):
+        """(req, ok, value|error). Validation is in firmware/commands.py."""
+        if len(payload) > _MAX_PAYLOAD:
+            return None, False, "payload too long (max %d bytes)" % _MAX_PAYLOAD
+        try:
+            text = bytes(payload).decode().strip()
+        except Exception:
+            return None, False, "payload must be UTF-8 text"
+        req = None
+        val = text
+        if text.startswith("{"):
+            try:
+                obj = json.loads(text)
+            except Exception:
+                obj = None
+            if type(obj) is not dict:
+                return None, False, "payload: not a JSON object"
+            req = obj.get("req")
+            if req is not None and (type(req) is not str or len(req) > 32):
+                return None, False, "req must be a string of at most 32 chars"
+            val = obj.get("value")
+        c = self.cmds
+        if kind == "set":
+            if val is None:
+                return req, False, "missing value"
+            if type(val) is str and not val:
+                return req, False, "empty payload"
+            if name == "current":
+                ok, v = c.set_current(val)
+            elif name == "enable":
+                ok, v = c.enable(val)
+            elif name == "phases":
+                if type(val) is not int and type(val) is not str:
+                    return req, False, "phases must be 1 or 3"
+                ok, v = c.set_phases(val)
+            else:
+                return req, False, "unknown setting %r: current, enable, phases" % name
+            return req, ok, v
+        if name == "reset_fault":
+            ok, v = c.reset_faults()
+        elif name == "authorize":
+            ok, v = c.authorize()
+        elif name == "status":
+            self.rt.note_command()  # a status poll is a backend heartbeat
+            self.publish_all(False)
+            ok, v = True, "published"
+        else:
+            return req, False, "unknown command %r: reset_fault, authorize, status" % name
+        return req, ok, v
+
+    # ---- publishing (link task only) ----
+
+    def _pub(self, topic, payload, retain=True):
+        return self.client.publish(topic, payload, 1, retain)
+
+    def publish_state(self):
+        e = self.rt.evse
+        o = e.outputs
+        self._pub_state = o.state
+        self._pub_enabled = e.enabled
+        self._pub_ma = e.backend_ma
+        self._pub_ph = o.phases
+        self._pub_fault = o.fault
+        self._pub(self.t_state, o.state)
+        self._pub(self.t_enabled, "true" if e.enabled else "false")
+        self._pub(self.t_limit, fmt_a(self.limit_ma()))
+        self._pub(self.t_phases, "%d" % o.phases)
+        self._pub(self.t_json, self.status_json())
+        self._rep_ms = time.ticks_ms()
+
+    def publish_all(self, discovery=True):
+        if not self.client.connected:
+            return
+        self._pub(self.t_status, "online")
+        if discovery and self.ha:
+            self._pub(self.ha_prefix + "/device/wallbox_" + self.id + "/config", self.discovery())
+        self.publish_state()
+        self.publish_telemetry()
+
+    def limit_ma(self):
+        """The applied backend limit, at most the installation's."""
+        top = self.rt.config.get("max_current_a") * 1000
+        ma = self.rt.evse.backend_ma
+        return ma if ma < top else top
+
+    def status_json(self):
+        rt = self.rt
+        e = rt.evse
+        o = e.outputs
+        return json.dumps({
+            "ts": rt.store._epoch(), "state": o.state, "enabled": e.enabled,
+            "limit_a": self.limit_ma() / 1000, "allowed_a": o.allowed_ma / 1000,
+            "phases": o.phases, "contactor": o.contactor, "fault_code": o.fault,
+            "faults": E.fault_names(o.fault), "authorized": e.authorized,
+            "fallback": self._fallback,
+            "uptime_s": time.ticks_diff(time.ticks_ms(), rt.started_ms) // 1000,
+            "fw": _fw()})
+
+    def publish_telemetry(self):
+        if not self.client.connected:
+            return
+        rt = self.rt
+        st = rt.store
+        i = rt.i_ma
+        v = rt.v_mv
+        o = st._open
+        swh = o[3] if o else 0
+        ss = st.uptime_s() - o[2] if o else 0
+        t = rt.temp_dc
+        self._tele_ms = time.ticks_ms()
+        ewh = st.energy_wh
+        self.client.publish(self.t_tele, (
+            '{"ts":%d,"power_w":%d,"energy_kwh":%d.%03d,"currents_a":[%s,%s,%s],'
+            '"voltages_v":[%s,%s,%s],"temp_c":%s,"session_wh":%d,"session_s":%d}') % (
+            st._epoch(), rt.power_w, ewh // 1000, ewh % 1000, _d2(i[0]), _d2(i[1]), _d2(i[2]),
+            _d1(v[0]), _d1(v[1]), _d1(v[2]),
+            "null" if t == E.TEMP_NONE else "%d.%d" % (t // 10, t % 10) if t >= 0 else "%.1f" % (t / 10),
+            swh, ss), 0)
+
+    def publish_outbox(self):
+        if not self.client.connected or len(self._out) >= _OUTBOX_BATCH:
+            return
+        self._scan = False
+        self._scan_ms = time.ticks_ms()
+        for rec in self.rt.store.outbox_pending(_OUTBOX_BATCH + len(self._out)):
+            sid = rec["sid"]
+            if sid in self._sids:
+                continue
+            p = json.dumps({"sid": sid, "start": rec["start_s"], "end": rec["stop_s"],
+                            "dur_s": rec["dur_s"], "wh": rec["wh"],
+                            "max_a": rec["max_ma"] / 1000, "reason": rec["reason"]})
+            pid = self.client.publish(self.t_session, p, 1)
+            if not pid:
+                self._scan = True  # queue full: try again later
+                return
+            self._out[pid] = (sid, p)
+            self._sids.add(sid)
+
+    def discovery(self):
+        """Device-based HA discovery (reference/mqtt.md §6/§7, checked with ha_check)."""
+        i = self.id
+        b = self.base
+        ent = "wallbox_" + i
+        cmps = {}
+
+        def add(key, p, name, uid, **kw):
+            kw["p"] = p
+            kw["name"] = name
+            kw["def_ent_id"] = "%s.%s_%s" % (p, ent, key)
+            kw["uniq_id"] = "%s_%s" % (i, uid)
+            cmps[key] = kw
+
+        tele = b + "/telemetry"
+        st = b + "/state"
+        js = b + "/json/status"
+        add("state", "sensor", "State", "state", dev_cla="enum", ops=list(STATES), stat_t=st)
+        add("power", "sensor", "Power", "p", dev_cla="power", stat_cla="measurement",
+            unit_of_meas="W", stat_t=tele, val_tpl="{{value_json.power_w}}")
+        add("energy", "sensor", "Energy", "e", dev_cla="energy", stat_cla="total_increasing",
+            unit_of_meas="kWh", stat_t=tele, val_tpl="{{value_json.energy_kwh}}")
+        add("session_energy", "sensor", "Session energy", "se", dev_cla="energy",
+            stat_cla="total_increasing", unit_of_meas="Wh", stat_t=tele,
+            val_tpl="{{value_json.session_wh}}")
+        add("session_time", "sensor", "Session time", "ss", dev_cla="duration",
+            stat_cla="measurement", unit_of_meas="s", stat_t=tele,
+            val_tpl="{{value_json.session_s}}")
+        add("temperature", "sensor", "Temperature", "temp", dev_cla="temperature",
+            stat_cla="measurement", unit_of_meas="°C", stat_t=tele,
+            val_tpl="{{value_json.temp_c}}")
+        for n in (1, 2, 3):
+            add("current_l%d" % n, "sensor", "Current L%d" % n, "i%d" % n, dev_cla="current",
+                stat_cla="measurement", unit_of_meas="A", stat_t=tele,
+                val_tpl="{{value_json.currents_a[%d]}}" % (n - 1))
+            add("voltage_l%d" % n, "sensor", "Voltage L%d" % n, "u%d" % n, dev_cla="voltage",
+                stat_cla="measurement", unit_of_meas="V", stat_t=tele,
+                val_tpl="{{value_json.voltages_v[%d]}}" % (n - 1), ent_cat="diagnostic")
+        add("plug", "binary_sensor", "Plug", "plug", dev_cla="plug", stat_t=st,
+            val_tpl="{{'ON' if value[:1] in ['B','C','D'] else 'OFF'}}")
+        add("charging", "binary_sensor", "Charging", "chg", dev_cla="battery_charging",
+            stat_t=st, val_tpl="{{'ON' if value in ['C2','D2'] else 'OFF'}}")
+        add("problem", "binary_sensor", "Problem", "err", dev_cla="problem", stat_t=st,
+            val_tpl="{{'ON' if value[:1] in ['E','F'] else 'OFF'}}",
+            json_attr_t=js, json_attr_tpl="{{ {'faults': value_json.faults} | tojson }}")
+        add("enable", "switch", "Charging enabled", "en", cmd_t=b + "/set/enable",
+            stat_t=b + "/enabled", pl_on="true", pl_off="false", stat_on="true",
+            stat_off="false")
+        add("current_limit", "number", "Current limit", "cur", dev_cla="current",
+            unit_of_meas="A", min=6, max=self.rt.config.get("max_current_a"), step=0.1,
+            mode="box", cmd_t=b + "/set/current", stat_t=b + "/current_limit")
+        if self.rt.config.get("phase_switch"):
+            add("phases", "select", "Phases", "ph", ops=["1", "3"], cmd_t=b + "/set/phases",
+                stat_t=b + "/phases")
+        else:
+            add("phases", "sensor", "Phases", "ph", stat_t=b + "/phases")
+        add("reset_fault", "button", "Reset fault", "rst", ent_cat="config",
+            cmd_t=b + "/cmd/reset_fault", pl_prs="{}")
+        if self.rt.config.get("require_auth"):
+            add("authorize", "button", "Authorize", "auth", cmd_t=b + "/cmd/authorize",
+                pl_prs="{}")
+        fw = _fw()
+        return json.dumps({
+            "dev": {"ids": [ent], "name": "Wallbox " + i, "mf": "open-wallbox",
+                    "mdl": getattr(self.rt, "board_name", "wallbox"), "sw": fw},
+            "o": {"name": "open-wallbox-fw", "sw": fw},
+            "avty_t": self.t_status, "qos": 1, "cmps": cmps})
+
+    # ---- the task ----
+
+    def _poll(self, now):
+        rt = self.rt
+        e = rt.evse
+        o = e.outputs
+        c = self.client
+        self._check_fallback(now)
+        if not c.connected:
+            return
+        if (self._dirty or o.state is not self._pub_state or e.enabled != self._pub_enabled
+                or e.backend_ma != self._pub_ma or o.phases != self._pub_ph
+                or o.fault != self._pub_fault):
+            changed = o.state is not self._pub_state
+            self._dirty = False
+            self.publish_state()
+            if changed:
+                self.publish_telemetry()  # state change: fresh numbers at once
+        elif time.ticks_diff(now, self._rep_ms) >= _REPUBLISH_MS:
+            self.publish_state()
+        period = _CHARGING_TELE_MS if o.contactor else rt.config.get("telemetry_s") * 1000
+        if time.ticks_diff(now, self._tele_ms) >= period:
+            self.publish_telemetry()
+        if self._scan or time.ticks_diff(now, self._scan_ms) >= _OUTBOX_SCAN_MS:
+            self.publish_outbox()
+
+    def _check_fallback(self, now):
+        """No command for fallback_timeout_s -> fallback_current_a (OpenEVSE heartbeat)."""
+        rt = self.rt
+        e = rt.evse
+        to = rt.config.get("fallback_timeout_s")
+        if self._fallback:
+            if rt.last_command_ms != self._fb_cmd_ms or not to:
+                self._fallback = False
+                if e.backend_ma == self._fb_ma:
+                    # back to the last commanded current (persisted), else the one before
+                    sp = rt.store.setpoints()["current_ma"]
+                    e.set_backend_limit_ma(sp if sp is not None else self._fb_saved_ma)
+                rt.store.event("fallback_end", "")
+                self.on_event("fallback_end", "")
+            return
+        if to and time.ticks_diff(now, rt.last_command_ms) >= to * 1000:
+            fb = rt.config.get("fallback_current_a") * 1000
+            self._fb_saved_ma = e.backend_ma
+            self._fb_ma = fb if fb < e.backend_ma else e.backend_ma
+            self._fb_cmd_ms = rt.last_command_ms
+            self._fallback = True
+            e.set_backend_limit_ma(self._fb_ma)
+            rt.store.event("fallback", fmt_a(self._fb_ma))
+            self.on_event("fallback", fmt_a(self._fb_ma))
+
+    async def run(self):
+        task = asyncio.create_task(self.client.run())
+        try:
+            while True:
+                await asyncio.sleep_ms(_POLL_MS)
+                self._poll(time.ticks_ms())
+        finally:
+            task.cancel()
+
+    async def stop(self):
+        """Clean stop: `offline` first (the broker sends no will after DISCONNECT)."""
+        c = self.client
+        if c.connected:
+            c.publish(self.t_status, "offline", 1, True)
+        await c.disconnect()
+
+
+def _d2(ma):
+    return "%d.%02d" % (ma // 1000, ma % 1000 // 10)
+
+
+def _d1(mv):
+    return "%d.%d" % (mv // 1000, mv % 1000 // 100)
+
+
+def _fw():
+    from firmware.runtime import VERSION
+    return VERSION
