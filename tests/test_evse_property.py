@@ -40,6 +40,8 @@ CFG = st.fixed_dictionaries({
     "max_ma": st.sampled_from([6000, 16000, 32000]),
     "cable_fixed_ma": st.sampled_from([0, 0, 20000]),
     "min_off_ms": st.sampled_from([0, 5000, 60000]),
+    "retry_ms": st.sampled_from([5000, 60000]),
+    "ev_off_ms": st.sampled_from([0, 5000]),
 })
 
 # A charging session prefix, so most examples spend their time around a closed contactor.
