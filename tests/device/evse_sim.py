@@ -126,6 +126,8 @@ class Oracle:
         self.rcd_proven = False  # a self-test pulse drew a trip in this session
         self.steps = 0
         self.errors = []
+        self.phases = plant.evse.outputs.phases
+        self.was_closed = False
         self.hist_limit = []  # (time, allowed) of the last 5 s, for the hard over-current rule
 
     def check(self, ev_before, noise_before, limit_before, current_in, test_before):
@@ -143,6 +145,11 @@ class Oracle:
             self.not_c = 0
         if test_before and e.inputs.rcd_trip:
             self.rcd_proven = True
+        if o.phases != self.phases:
+            if o.contactor or self.was_closed:
+                self.errors.append("t=%d phases switched around a closed contactor" % p.now)
+            self.phases = o.phases
+        self.was_closed = o.contactor
         if not o.contactor:
             self.last_pwm_ms = None
             self.pwm_off_ms = None
@@ -162,6 +169,8 @@ class Oracle:
             err = "closed with fault %s" % E.fault_names(o.fault)
         elif cfg.rcd_fitted and not self.rcd_proven:
             err = "closed without an RCD self-test in this session"
+        elif cfg.lock_fitted and (not o.lock or p.lock_jammed):
+            err = "closed without the socket locked"
         elif o.pilot == E.PILOT_PWM:
             self.last_pwm_ms = p.now
             self.pwm_off_ms = None
