@@ -264,20 +264,26 @@ class Link:
     def _pub(self, topic, payload, retain=True):
         return self.client.publish(topic, payload, 1, retain)
 
-    def publish_state(self):
+    def publish_state(self, force=True):
+        """Retained state topics; force=False sends only the ones that changed."""
         e = self.rt.evse
         o = e.outputs
-        self._pub_state = o.state
-        self._pub_enabled = e.enabled
-        self._pub_ma = e.backend_ma
-        self._pub_ph = o.phases
+        if force or o.state is not self._pub_state:
+            self._pub_state = o.state
+            self._pub(self.t_state, o.state)
+        if force or e.enabled != self._pub_enabled:
+            self._pub_enabled = e.enabled
+            self._pub(self.t_enabled, "true" if e.enabled else "false")
+        if force or e.backend_ma != self._pub_ma:
+            self._pub_ma = e.backend_ma
+            self._pub(self.t_limit, fmt_a(self.limit_ma()))
+        if force or o.phases != self._pub_ph:
+            self._pub_ph = o.phases
+            self._pub(self.t_phases, "%d" % o.phases)
         self._pub_fault = o.fault
-        self._pub(self.t_state, o.state)
-        self._pub(self.t_enabled, "true" if e.enabled else "false")
-        self._pub(self.t_limit, fmt_a(self.limit_ma()))
-        self._pub(self.t_phases, "%d" % o.phases)
         self._pub(self.t_json, self.status_json())
-        self._rep_ms = time.ticks_ms()
+        if force:
+            self._rep_ms = time.ticks_ms()
 
     def publish_all(self, discovery=True):
         if not self.client.connected:
@@ -430,7 +436,7 @@ class Link:
                 or o.fault != self._pub_fault):
             changed = o.state is not self._pub_state
             self._dirty = False
-            self.publish_state()
+            self.publish_state(False)
             if changed:
                 self.publish_telemetry()  # state change: fresh numbers at once
         elif time.ticks_diff(now, self._rep_ms) >= _REPUBLISH_MS:
