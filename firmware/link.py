@@ -14,7 +14,7 @@ from firmware.mqtt import MQTTClient
 _POLL_MS = const(250)  # change detection / timers
 _REPUBLISH_MS = const(25000)  # state/enabled re-sent: evcc `timeout: 90s` never fires
 _OUTBOX_SCAN_MS = const(30000)  # outbox re-read even without a hint
-_CHARGING_TELE_MS = const(2000)  # telemetry while the contactor is closed
+_CHARGING_TELE_MS = const(5000)  # telemetry while the contactor is closed (evcc polls 30 s)
 _MAX_PAYLOAD = const(64)  # a command payload longer than this is rejected unread
 _OUTBOX_BATCH = const(4)
 STATES = ("A", "B1", "B2", "C1", "C2", "D1", "D2", "E", "F")
@@ -149,14 +149,17 @@ class Link:
             self._dirty = True
 
     def status(self):
+        """'<state>; tx <bytes> rx <bytes> conn <n>' for status dicts and the console."""
         c = self.client
         if self.error:
-            return "error: " + self.error
-        if c.connected:
-            return "connected"
-        if not self.may_connect():
-            return "waiting: contactor closed"
-        return "connecting (%d tries)" % c.attempts
+            st = "error: " + self.error
+        elif c.connected:
+            st = "connected"
+        elif not self.may_connect():
+            st = "waiting: contactor closed"
+        else:
+            st = "connecting (%d tries)" % c.attempts
+        return "%s; tx %d rx %d conn %d" % (st, c.bytes_out, c.bytes_in, c.connects)
 
     # ---- MQTT callbacks ----
 

@@ -96,7 +96,7 @@ def cfg(port, **kw):
 
 
 def wait_link(b, timeout=10):
-    b.wait_for(lambda r: r["status"]["link"] == "connected", timeout=timeout, what="link up")
+    b.wait_for(lambda r: r["status"]["link"].startswith("connected;"), timeout=timeout, what="link up")
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +151,7 @@ def test_status_state_and_telemetry(shared):
     k = be.mark()
     be.wait(B + "telemetry", lambda p: json.loads(p)["power_w"] > 1000, since=k, timeout=5)
     k = be.mark()
-    be.wait(B + "telemetry", since=k, timeout=3.5)
+    be.wait(B + "telemetry", since=k, timeout=6.5)  # 5 s while charging, 10 s idle
     assert be.find(B + "state", since=0)[-1][1] == b"C2"
     unplug(b)
     be.wait(B + "state", lambda p: p == b"A", since=k)
@@ -296,7 +296,7 @@ def test_bad_payloads_error_reply_no_change(shared):
     assert _snapshot(b) == before
     rej = [json.loads(m[1]) for m in be.find(B + "event", since=k)]
     assert sum(1 for e in rej if e["type"] == "cmd_rejected") == len(BAD)
-    assert b.status()["link"] == "connected"
+    assert b.status()["link"].startswith("connected;")
 
 
 def test_property_hostile_payloads_change_nothing(shared):
@@ -341,7 +341,7 @@ def test_property_hostile_payloads_change_nothing(shared):
         b.wait_for(lambda r: _snapshot(b) == base, timeout=3, what="back to base")
 
     example()
-    assert b.alive() and b.status()["link"] == "connected"
+    assert b.alive() and b.status()["link"].startswith("connected;")
     assert _snapshot(b) == base
 
 
@@ -499,11 +499,11 @@ def test_tls_with_ca_file_and_no_reconnect_while_charging(tmp_path, tls_files):
         assert be.command("set/current", b"10")["ok"]
         charge(b)
         br.stop(signal.SIGKILL)
-        b.wait_for(lambda r: r["status"]["link"] == "waiting: contactor closed", what="gate")
+        b.wait_for(lambda r: r["status"]["link"].startswith("waiting: contactor closed"), what="gate")
         br.start()
         time.sleep(1.5)  # a plain TCP link would be back by now; TLS must wait
         s = b.status()
-        assert s["link"] == "waiting: contactor closed" and s["contactor"]
+        assert s["link"].startswith("waiting: contactor closed") and s["contactor"]
         b.unplug()
         wait_link(b, timeout=10)
     finally:
@@ -533,7 +533,7 @@ def test_acl_denied_topic_retained_setpoint_and_no_secrets(tmp_path):
         be.wait(B + "session")
         time.sleep(0.5)
         assert "Denied PUBLISH from wallbox-wb1" in br.read_log()
-        assert b.status()["link"] == "connected" and b.alive()
+        assert b.status()["link"].startswith("connected;") and b.alive()
         assert not be.find("homeassistant/device/wallbox_wb1/config")
         # the password is nowhere: not on MQTT, not in status/events/config/log
         blob = b"".join(m[1] for m in be.msgs).decode(errors="replace")
