@@ -109,6 +109,8 @@ def main(argv=None):
             rt.store.flush()
             print("SAFE MODE: outputs off, application not started. Remove '%s/%s' or"
                   " release the button and reset to run the firmware." % (opts["data"], SAFE_FLAG))
+            if opts["console"]:
+                asyncio.run(_run_safe(rt, opts))
             return rt
         asyncio.run(_run(rt, opts))
     except KeyboardInterrupt:
@@ -117,6 +119,9 @@ def main(argv=None):
         if rt is not None:
             rt._safe()
             rt.store.flush()
+        con = sys.modules.get("firmware.console")
+        if con is not None:
+            con.restore()  # the terminal as it was, even if the console task was dropped
     return rt
 
 
@@ -147,3 +152,19 @@ async def _run(rt, opts):
             await asyncio.wait_for_ms(rt.link.stop(), 2000)
         except Exception:
             pass
+
+
+async def _run_safe(rt, opts):
+    """Safe mode: only the console (and the sim bench channel); no control loop.
+    exit() or Ctrl-D leaves the console; on a board the MicroPython REPL follows."""
+    try:
+        from firmware import console
+    except ImportError:
+        return
+    if getattr(rt.hw, "world", None) is not None and opts["sim_port"]:
+        from hal import simctl
+        asyncio.create_task(simctl.serve(rt, opts["sim_port"]))
+    task = asyncio.create_task(console.run(rt, True))
+    while not rt.stopped and not task.done():
+        await asyncio.sleep_ms(100)
+    rt.hw.safe()

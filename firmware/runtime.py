@@ -100,7 +100,21 @@ class Runtime:
         self.link = None  # the backend link, when configured (firmware/link.py)
         self.tasks = {}
         self.stopped = False
+        self.hold = False  # console self-test owns the outputs (state A only, bounded)
+        self.cp_gain_pm = 1000
+        self.cp_offset_mv = 0
+        self._apply_cal()
         self._restore_setpoints()
+
+    def _apply_cal(self):
+        """Calibration keys (console calibrate()) into the tick and the CT driver."""
+        c = self.config
+        self.cp_gain_pm = c.get("cp_gain_pm")
+        self.cp_offset_mv = c.get("cp_offset_mv")
+        cal = getattr(self.hw.current, "_cal", None)
+        if cal is not None:
+            for i, v in enumerate(c.get("ct_cal_pm")):
+                cal[i] = v
 
     def _restore_setpoints(self):
         """The last commanded current/enable/phases survive a reboot (mqtt.md §7)."""
@@ -123,13 +137,16 @@ class Runtime:
 
     def tick(self, now):
         """One control tick: sample -> step -> outputs. No allocation, no waiting."""
+        if self.hold:
+            return  # the self-test drives and watches the outputs meanwhile
         hw = self.hw
         e = self.evse
         inp = e.inputs
         pilot = hw.pilot
         if pilot.sample():
-            inp.cp_high_mv = pilot.high_mv
-            inp.cp_low_mv = pilot.low_mv
+            g = self.cp_gain_pm
+            inp.cp_high_mv = pilot.high_mv * g // 1000 + self.cp_offset_mv
+            inp.cp_low_mv = pilot.low_mv * g // 1000 + self.cp_offset_mv
         else:
             inp.cp_high_mv = 20000  # implausible: the classifier counts a reading error
             inp.cp_low_mv = 20000
@@ -232,6 +249,7 @@ class Runtime:
             if self.config.version != self._cfg_version:
                 self._cfg_version = self.config.version
                 apply_config(self.evse.cfg, self.config, self.hw)
+                self._apply_cal()
             await asyncio.sleep_ms(1000)
 
     async def sessions(self):

@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,6 +65,8 @@ class SimBench:
         self.port = None
         self.log_path = os.path.join(self.data_dir, "firmware.log")
         self._buf = b""
+        self.console_path = None  # console=True: the serial port for mpremote/Terminal
+        self._pty = None
         if start:
             self.start()
 
@@ -86,8 +89,18 @@ class SimBench:
         if self.env:
             env.update(self.env)
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+        if self.console:
+            # stdin/stdout on a pty, like the board's USB serial REPL (see ConsolePty)
+            if self._pty is None:
+                self._pty = ConsolePty()
+                self.console_path = self._pty.path
+            fw_tty = self._pty.attach(self._log)
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=fw_tty, stdout=fw_tty,
+                                         stderr=self._log)
+            os.close(fw_tty)
+        else:
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                                         stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -139,6 +152,9 @@ class SimBench:
 
     def close(self):
         self.stop()
+        if self._pty is not None:
+            self._pty.close()
+            self._pty = None
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
@@ -146,6 +162,8 @@ class SimBench:
         if self.sock:
             self.sock.close()
             self.sock = None
+        if self._pty is not None:
+            self._pty.detach()
         if getattr(self, "_log", None):
             self._log.close()
             self._log = None
@@ -158,6 +176,17 @@ class SimBench:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+    # --- the serial console (console=True) ---------------------------------------------
+    def terminal(self):
+        """A Terminal on the console port (close it before mpremote uses the port)."""
+        if self.console_path is None:
+            raise SimError("start SimBench(console=True) for a console")
+        return Terminal(self.console_path)
+
+    def console_output(self):
+        """Everything the firmware wrote to its serial port (this data dir, all runs)."""
+        return self._pty.output() if self._pty is not None else b""
 
     # --- protocol -----------------------------------------------------------------
     def _req(self, **req):
@@ -302,6 +331,145 @@ class SimBench:
             if c[1] == what and c[2] == value and c[0] - t_us >= 0:
                 return (c[0] - t_us) / 1000.0
         return None
+
+
+class ConsolePty:
+    """The firmware's serial port on the unix port: its stdin/stdout are a pty (A) whose
+    master is relayed to a second pty (B). B's slave path is the "serial port" that
+    mpremote, pyserial or a Terminal opens, as often as they like. Output that nobody
+    reads is dropped (as on a serial line), so the firmware never blocks on stdout."""
+
+    def __init__(self):
+        import tty
+        self._mb, sb = os.openpty()
+        self.path = os.ttyname(sb)
+        tty.setraw(sb)  # no echo back into the firmware while no client has it open
+        os.close(sb)
+        os.set_blocking(self._mb, False)
+        self._ma = None
+        self._thread = None
+        self._stop = False
+        self._out = bytearray()
+        self._lock = threading.Lock()
+
+    def attach(self, log):
+        """A new pty A for a firmware run: returns the slave fd to give the process."""
+        self.detach()
+        ma, sa = os.openpty()
+        self._ma = ma
+        self._stop = False
+        self._thread = threading.Thread(target=self._relay, args=(ma, log), daemon=True)
+        self._thread.start()
+        return sa
+
+    def _relay(self, ma, log):
+        import select
+        mb = self._mb
+        while not self._stop:
+            try:
+                r, _, _ = select.select([ma, mb], [], [], 0.05)
+            except (OSError, ValueError):
+                return
+            if ma in r:
+                try:
+                    data = os.read(ma, 4096)
+                except OSError:  # the firmware exited (EIO)
+                    data = b""
+                if not data:
+                    return
+                with self._lock:
+                    self._out += data
+                    if len(self._out) > 1 << 20:
+                        del self._out[:len(self._out) - (1 << 20)]
+                try:
+                    log.write(data)
+                    log.flush()
+                except (OSError, ValueError):
+                    pass
+                try:
+                    os.write(mb, data)
+                except OSError:  # nobody reading the port: dropped
+                    pass
+            if mb in r:
+                try:
+                    data = os.read(mb, 4096)
+                except (BlockingIOError, OSError):  # EIO: no client has the port open
+                    time.sleep(0.02)
+                    continue
+                if data:
+                    os.write(ma, data)
+
+    def output(self):
+        with self._lock:
+            return bytes(self._out)
+
+    def detach(self):
+        self._stop = True
+        if self._thread is not None:
+            self._thread.join(2)
+            self._thread = None
+        if self._ma is not None:
+            os.close(self._ma)
+            self._ma = None
+
+    def close(self):
+        self.detach()
+        if self._mb is not None:
+            os.close(self._mb)
+            self._mb = None
+
+
+class Terminal:
+    """A technician's terminal on a console port: raw mode, read with timeouts."""
+
+    def __init__(self, path, prompt=b"wb> "):
+        import termios
+        import tty
+        self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+        tty.setraw(self.fd)
+        termios.tcflush(self.fd, termios.TCIFLUSH)
+        self.prompt = prompt
+        self.buf = b""
+
+    def write(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        os.write(self.fd, data)
+
+    def read_until(self, pattern, timeout=10.0):
+        """Bytes up to and including `pattern` (bytes); SimError on timeout."""
+        import select
+        deadline = time.time() + timeout
+        while pattern not in self.buf:
+            left = deadline - time.time()
+            if left <= 0:
+                raise SimError("console: no %r within %.1f s; got %r" % (
+                    pattern, timeout, self.buf[-2000:]))
+            r, _, _ = select.select([self.fd], [], [], min(left, 0.1))
+            if r:
+                self.buf += os.read(self.fd, 4096)
+        i = self.buf.index(pattern) + len(pattern)
+        out, self.buf = self.buf[:i], self.buf[i:]
+        return out
+
+    def command(self, line, timeout=10.0):
+        """Type a line and Enter; return the text printed before the next prompt."""
+        self.write(line + "\r")
+        out = self.read_until(b"\n" + self.prompt, timeout)
+        text = out[:-len(self.prompt)].decode(errors="replace").replace("\r\n", "\n")
+        head, _, rest = text.partition("\n")  # the echoed line
+        return rest
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 if __name__ == "__main__":  # a tiny smoke run: plug, charge, unplug
