@@ -41,7 +41,8 @@ def main():
         shlex.quote(mp), shlex.quote(os.path.join(data, "store")), shlex.quote(conf))
     out = os.path.join(data, "report.json")
     env = dict(os.environ, MICROPYPATH=ROOT + ":.frozen")
-    cmd = [sys.executable, HA_CHECK,  # it re-execs into HA's venv "--device-id", "wallbox_wb1", "--wait", "8", "--bg-cmd", bg, "--out", out,
+    cmd = [sys.executable, HA_CHECK,  # ha_check.py re-execs into HA's venv
+           "--device-id", "wallbox_wb1", "--wait", "8", "--bg-cmd", bg, "--out", out,
            "--call", "number.set_value", "uid:wb1_cur", '{"value": 10.5}',
            "--call", "switch.turn_off", "uid:wb1_en",
            "--call", "button.press", "uid:wb1_rst"]
