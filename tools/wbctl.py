@@ -178,6 +178,11 @@ def deploy_one(port, files, dest, timeout=120):
     join = (lambda rel: d + "/" + rel) if d else (lambda rel: rel)
     try:
         dirs = []
+        parts = d.split("/")
+        for i in range(1, len(parts) + 1):  # the destination itself, with its parents
+            p = "/".join(parts[:i])
+            if p:
+                dirs.append(p)
         for _, rel in files:
             parts = rel.split("/")[:-1]
             for i in range(1, len(parts) + 1):
@@ -319,7 +324,11 @@ def _ports(args):
                     ports.append(line)
     if not ports and os.environ.get("WBCTL_PORT"):
         ports.append(os.environ["WBCTL_PORT"])
-    return ports
+    seen = []
+    for p in ports:  # a board listed twice is deployed once
+        if p not in seen:
+            seen.append(p)
+    return seen
 
 
 def main(argv=None):
