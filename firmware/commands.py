@@ -91,7 +91,7 @@ class Commands:
         if isinstance(n, (str, bytes)):
             t = n.decode() if isinstance(n, bytes) else n
             n = int(t.strip()) if t.strip() in ("1", "3") else t
-        if n is True or n is False or n not in (1, 3):
+        if type(n) is not int or n not in (1, 3):  # not 3.0, not True
             return False, "phases must be 1 or 3"
         rt = self.rt
         err = rt.evse.request_phases(n)
