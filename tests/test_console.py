@@ -281,3 +281,37 @@ def test_safe_mode_flag_file():
         assert termios.tcgetattr(ma)[3] & termios.ICANON  # terminal restored
     finally:
         b.close()
+
+
+def test_wbctl_console_interactive(bench):
+    """`wbctl console` (mpremote repl) on a terminal: type status(), leave with Ctrl-]."""
+    import pty
+    import select
+    pid, fd = pty.fork()
+    if pid == 0:  # child: wbctl on a terminal, as a technician runs it
+        os.execv(PY, [PY, os.path.join(ROOT, "tools", "wbctl.py"), "--port",
+                      bench.console_path, "console"])
+    out = b""
+
+    def until(pattern, timeout=10):
+        nonlocal out
+        end = time.time() + timeout
+        while pattern not in out and time.time() < end:
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    break
+        return pattern in out
+
+    try:
+        assert until(b"Connected to MicroPython")
+        os.write(fd, b"\r")
+        assert until(b"wb> ")
+        os.write(fd, b"status()\r")
+        assert until(b"loop      10 ms period")
+        os.write(fd, b"\x1d")  # Ctrl-]: mpremote leaves; the firmware keeps running
+        assert os.waitpid(pid, 0)[1] == 0
+    finally:
+        os.close(fd)
+    assert bench.alive() and bench.stats()["ticks"] > 0
