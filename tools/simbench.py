@@ -52,7 +52,7 @@ def _micropython():
 
 class SimBench:
     def __init__(self, data_dir=None, config=None, heapsize=None, console=False,
-                 extra_args=(), start=True, env=None):
+                 extra_args=(), start=True, env=None, romfs=None):
         self._own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="wallbox-sim-")
         self.config = dict(config or {})
@@ -60,6 +60,10 @@ class SimBench:
         self.console = console
         self.extra_args = list(extra_args)
         self.env = env
+        # romfs: a ROMFS image of the device code (tools/romfs.py); the firmware then boots
+        # through tools/romboot.py, which keeps the image outside the GC heap (like a board's
+        # flash) and imports main from it, instead of running the source tree's main.py
+        self.romfs = romfs
         self.proc = None
         self.sock = None
         self.port = None
@@ -77,7 +81,8 @@ class SimBench:
         cmd = [_micropython()]
         if self.heapsize:
             cmd += ["-X", "heapsize=%s" % self.heapsize]
-        cmd += ["main.py", "--data", os.path.join(self.data_dir, "store"),
+        boot = os.path.join(ROOT, "tools", "romboot.py") if self.romfs else "main.py"
+        cmd += [boot, "--data", os.path.join(self.data_dir, "store"),
                 "--sim-port", str(self.port)]
         if self.config:
             cmd += ["--config", json.dumps(self.config)]
@@ -86,6 +91,8 @@ class SimBench:
         cmd += self.extra_args
         env = dict(os.environ)
         env["MICROPYPATH"] = ROOT + ":.frozen"
+        if self.romfs:
+            env["WALLBOX_ROMFS"] = os.path.abspath(self.romfs)
         if self.env:
             env.update(self.env)
         self._log = open(self.log_path, "ab")
