@@ -392,7 +392,7 @@ class Evse:
 
         # 7. Start the RCD self-test at boot and for each session before its first close.
         if (self._rt == _RT_NEEDED and not was_closed and (ev_here or self._boot_test)
-                and not (self.fault & _LATCHED_FAULTS)):
+                and not (self.fault & _DRIVE_F_FAULTS)):  # after a fault: once it cleared
             self._rt = _RT_PULSE
             self._rt_since = now
             self._boot_test = False

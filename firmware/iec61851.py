@@ -54,6 +54,7 @@ class PilotClassifier:
         self._cand = ST_UNKNOWN
         self._count = 0  # consecutive samples agreeing on _cand
         self._away = 0  # consecutive samples that differ from the accepted state
+        self.confirming = False  # in C/D with a sample that says otherwise: confirm soon
         self._diode_bad = 0
         self._diode_good = 0
 
@@ -123,6 +124,9 @@ class PilotClassifier:
             self.diode_bad = False
             self._diode_good = 0
             self._diode_bad = 0
+        # A first sample against C/D or against the diode: the caller may confirm it soon.
+        self.confirming = (((self.state == ST_C or self.state == ST_D) and self._away > 0)
+                           or 0 < self._diode_bad < N_DIODE)
         return self.state
 
 

@@ -19,7 +19,8 @@ VERSION = "0.3.0"
 _RESTART_MS = const(1000)
 _CONTROL_RESTART_MS = const(100)
 _MAX_CONTROL_FAILS = const(5)  # then stay safe and let the watchdog reset the board
-_TEMP_EVERY = const(5)  # ticks between temperature reads (50 ms at 10 ms)
+_CONFIRM_MS = const(3)  # a sample that leaves C/D is confirmed this soon, not a period later
+_FAILS_RESET_MS = const(60000)  # a control task that ran this long starts a fresh fail count
 _CHG_STATE = const(1)
 _CHG_CONTACTOR = const(2)
 _CHG_FAULT = const(4)
@@ -95,7 +96,15 @@ class Runtime:
         self._prev_fault = 0
         self._cfg_version = config.version
         self._meter_e_wh = -1
-        self._temp_div = 0
+        self._meter_lock = asyncio.Lock()
+        self.plugs = 0  # state left A / came back to A, since boot
+        self.unplugs = 0
+        self._seen_plugs = 0
+        self._seen_unplugs = 0
+        self.closes = 0  # contactor closes/opens since boot (sessions task events)
+        self.opens = 0
+        self._seen_closes = 0
+        self._seen_opens = 0
         self._ct_ma = hw.current.ma if hw.current is not None else None
         self.link = None  # the backend link, when configured (firmware/link.py)
         self.tasks = {}
@@ -163,10 +172,8 @@ class Runtime:
             inp.current_ma = m
         else:
             inp.current_ma = self.current_ma  # from the meter, once a second
-        self._temp_div += 1
-        if self._temp_div >= _TEMP_EVERY and hw.temp is not None:
-            self._temp_div = 0
-            self.temp_dc = hw.temp.read_dc()
+        if hw.temp is not None:
+            self.temp_dc = hw.temp.read_dc()  # a few ADC reads, table lookup: no allocation
         inp.temp_dc = self.temp_dc
         inp.contactor_fb = hw.contactor.feedback()
         if hw.lock is not None:
@@ -186,11 +193,23 @@ class Runtime:
             hw.rcd.set_test(out.rcd_test)
         # Edge detection for the sessions task (compares only; allocates nothing).
         if out.state is not self._prev_state:
+            # Plug-ins and unplugs are counted, so a short visit between two looks of the
+            # sessions task still opens and closes its session.
+            was_a = self._prev_state == "A" or self._prev_state == ""
+            now_a = out.state == "A"
+            if was_a and not now_a:
+                self.plugs += 1
+            elif now_a and not was_a:
+                self.unplugs += 1
             self._prev_state = out.state
             self._changed |= _CHG_STATE
         if out.contactor != self._prev_contactor:
             self._prev_contactor = out.contactor
             self._changed |= _CHG_CONTACTOR
+            if out.contactor:
+                self.closes += 1  # counted, so a close+open between two looks is not lost
+            else:
+                self.opens += 1
         if out.fault != self._prev_fault:
             self._prev_fault = out.fault
             self._changed |= _CHG_FAULT
@@ -198,8 +217,10 @@ class Runtime:
     async def control(self):
         period = self.period_ms
         st = self.stats
+        e = self.evse
         nxt = time.ticks_ms()
         last = nxt
+        early = False
         while True:
             now = time.ticks_ms()
             gap = time.ticks_diff(now, last)
@@ -216,36 +237,50 @@ class Runtime:
                 st.max_tick_us = d
             st.ticks += 1
             self.last_tick_ms = now
-            nxt = time.ticks_add(nxt, period)
+            if early:
+                early = False  # that was an extra tick: the period grid stays
+            else:
+                nxt = time.ticks_add(nxt, period)
             wait = time.ticks_diff(nxt, time.ticks_ms())
             if wait < 0:
                 nxt = time.ticks_ms()  # late: do not try to catch up with a burst
                 wait = 0
+            if e.cp.confirming and wait > _CONFIRM_MS:
+                # A sample just left C/D: take the confirming sample now rather than a
+                # period later, so the contactor opens ~1 period sooner.
+                wait = _CONFIRM_MS
+                early = True
             await asyncio.sleep_ms(wait)
 
     # --- metering, sessions, flush, watchdog ---------------------------------------------
 
+    async def poll_meter(self):
+        """One meter poll; energy since the last poll goes to the store. The lock keeps
+        the metering and sessions tasks from talking to the meter at the same time."""
+        m = self.hw.meter
+        if m is None:
+            return
+        async with self._meter_lock:
+            if await m.poll():
+                self.meter_error = None
+                for i in range(3):
+                    self.v_mv[i] = m.v_mv[i]
+                    self.i_ma[i] = m.i_ma[i]
+                self.power_w = m.p_w
+                self.current_ma = max(m.i_ma)
+                self.energy_meter_wh = m.e_wh
+                if self._meter_e_wh >= 0 and m.e_wh > self._meter_e_wh:
+                    # Every Wh counts towards lifetime; the open session gets it too.
+                    self.store.add_energy(m.e_wh - self._meter_e_wh, self.current_ma)
+                self._meter_e_wh = m.e_wh
+            else:
+                if m.error != self.meter_error:
+                    self.store.event("meter_error", str(m.error))
+                self.meter_error = m.error
+
     async def metering(self):
-        hw = self.hw
         while True:
-            m = hw.meter
-            if m is not None:
-                if await m.poll():
-                    self.meter_error = None
-                    for i in range(3):
-                        self.v_mv[i] = m.v_mv[i]
-                        self.i_ma[i] = m.i_ma[i]
-                    self.power_w = m.p_w
-                    self.current_ma = max(m.i_ma)
-                    self.energy_meter_wh = m.e_wh
-                    if self._meter_e_wh >= 0 and m.e_wh > self._meter_e_wh:
-                        if self.evse.outputs.contactor or self.store.session_open():
-                            self.store.add_energy(m.e_wh - self._meter_e_wh, self.current_ma)
-                    self._meter_e_wh = m.e_wh
-                else:
-                    if m.error != self.meter_error:
-                        self.store.event("meter_error", str(m.error))
-                    self.meter_error = m.error
+            await self.poll_meter()
             if self.config.version != self._cfg_version:
                 self._cfg_version = self.config.version
                 apply_config(self.evse.cfg, self.config, self.hw)
@@ -268,25 +303,40 @@ class Runtime:
                 if self.link is not None:
                     self.link.on_event("fault" if out.fault else "fault_clear", names)
             if ch & _CHG_CONTACTOR:
-                if out.contactor:
+                if self.closes != self._seen_closes:
+                    self._seen_closes = self.closes
                     store.event("charge_start", "%d mA" % out.allowed_ma)
-                else:
+                if self.opens != self._seen_opens:
+                    self._seen_opens = self.opens
                     store.event("charge_stop", self.stop_reason())
             if ch & _CHG_STATE:
-                s = out.state
-                if s != "A" and not store.session_open():
-                    store.session_start()
-                    store.event("plug", s)
-                    if self.link is not None:
-                        self.link.on_event("plug", s)
-                elif s == "A" and store.session_open():
-                    rec = store.session_stop(self.stop_reason(unplug=True))
-                    store.event("unplug", rec["sid"] if rec else "")
-                    if self.link is not None:
-                        self.link.on_event("unplug", "")
-                        self.link.on_session(rec)
+                await self._plug_events(out.state)
                 if self.link is not None:
                     self.link.on_state()
+
+    async def _plug_events(self, s):
+        """Open a session per plug-in and close it per unplug, in order."""
+        store = self.store
+        while self._seen_plugs < self.plugs or self._seen_unplugs < self.unplugs:
+            if store.session_open() is None and self._seen_plugs < self.plugs:
+                self._seen_plugs += 1
+                store.session_start()
+                store.event("plug", s)
+                if self.link is not None:
+                    self.link.on_event("plug", s)
+            elif store.session_open() is not None and self._seen_unplugs < self.unplugs:
+                self._seen_unplugs += 1
+                await self.poll_meter()  # the last second's energy belongs to it
+                rec = store.session_stop(self.stop_reason(unplug=True))
+                store.event("unplug", rec["sid"] if rec else "")
+                if self.link is not None:
+                    self.link.on_event("unplug", "")
+                    self.link.on_session(rec)
+            else:
+                # Counts and store disagree (e.g. an unplug with no session open):
+                # the store is the truth; drop what cannot be matched.
+                self._seen_plugs = self.plugs
+                self._seen_unplugs = self.unplugs
 
     def stop_reason(self, unplug=False):
         out = self.evse.outputs
@@ -344,7 +394,9 @@ class Runtime:
 
     async def _supervise(self, name, fn):
         st = self.stats
+        fails = 0  # control failures in a row (a run of 60 s starts the count afresh)
         while not self.stopped:
+            t0 = time.ticks_ms()
             try:
                 await fn()
                 return
@@ -354,12 +406,15 @@ class Runtime:
                 if name == "control":
                     self._safe()  # first: power off before anything else
                     st.control_fails += 1
+                    if time.ticks_diff(time.ticks_ms(), t0) >= _FAILS_RESET_MS:
+                        fails = 0
+                    fails += 1
                 st.task_errors += 1
                 st.last_error = "%s: %s" % (name, repr(ex))
                 print("task %s failed: %r" % (name, ex))
                 sys.print_exception(ex)
                 self.store.event("task_error", st.last_error[:70], 0)
-                if name == "control" and st.control_fails >= _MAX_CONTROL_FAILS:
+                if name == "control" and fails >= _MAX_CONTROL_FAILS:
                     # Give up: outputs stay safe, the watchdog is no longer fed.
                     self.store.event("control_dead", "outputs safe", 0)
                     return
