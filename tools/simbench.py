@@ -26,6 +26,8 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from mp import micropython_bin  # noqa: E402  (one place finds the unix port)
 
 
 class SimError(RuntimeError):
@@ -41,13 +43,10 @@ def _free_port():
 
 
 def _micropython():
-    venv = os.path.join(ROOT, ".venv", "bin", "micropython")
-    if os.path.exists(venv):
-        return venv
-    found = shutil.which("micropython")
-    if not found:
-        raise SimError("micropython not found: run `make setup`")
-    return found
+    try:
+        return micropython_bin()
+    except RuntimeError as ex:
+        raise SimError(str(ex))
 
 
 class SimBench:
