@@ -15,49 +15,46 @@ _LIST = const(8)  # list of len(default) ints, each lo..hi
 
 _SECRET = const(1)
 
-# key, kind, lo, hi, default, flags, help  -- adding a key is one line here.
+# key, kind, lo, hi, default, flags  -- adding a key is one line here, and its help
+# text one line in firmware/config_help.py (same order; loaded by describe() only).
 SCHEMA = (
-    ("id", _ID, 1, 24, "wb1", 0, "wallbox id: 1-24 of a-z A-Z 0-9 _ -"),
-    ("board", _STR, 0, 24, "", 0, "board module name, '' = auto"),
-    ("max_current_a", _INT, 6, 80, 16, 0, "installation limit (A)"),
-    ("cable_fixed_a", _INT0, 6, 80, 0, 0, "fixed cable rating (A), 0 = socket with PP"),
-    ("require_auth", _BOOL, 0, 0, False, 0, "charging waits for authorization"),
-    ("ventilation", _BOOL, 0, 0, False, 0, "ventilation present: allow state D"),
-    ("phases", _ONEOF, (1, 3), 0, 3, 0, "phases wired: 1 or 3"),
-    ("phase_switch", _BOOL, 0, 0, False, 0, "second contactor fitted (1/3 phase switching)"),
-    ("lock", _BOOL, 0, 0, False, 0, "socket lock fitted"),
-    ("fallback_current_a", _INT0, 6, 80, 6, 0, "current when backend is silent (A), 0 = stop"),
-    ("fallback_timeout_s", _INT, 0, 86400, 0, 0, "backend silence before fallback (s), 0 = off"),
-    ("min_off_s", _INT, 0, 600, 60, 0, "minimum contactor off time (s)"),
-    ("fault_retry_s", _INT, 5, 600, 60, 0, "retry after a clearing fault (s)"),
-    ("ev_off_s", _INT, 0, 60, 5, 0, "minimum off time after the EV stopped (s)"),
-    ("max_phase_switches", _INT, 0, 20, 5, 0, "phase switches allowed per session"),
-    ("control_period_ms", _INT, 1, 50, 10, 0, "control loop period (ms)"),
-    ("meter", _ONEOF, ("none", "internal", "sdm120", "sdm630"), 0, "internal", 0,
-     "energy meter: none|internal|sdm120|sdm630"),
-    ("meter_addr", _INT, 1, 247, 1, 0, "Modbus address of the meter"),
-    ("mains_v", _INT, 100, 260, 230, 0, "nominal phase voltage (V)"),
-    ("ct_cal_pm", _LIST, 500, 2000, (1000, 1000, 1000), 0, "CT gain per phase (permille)"),
-    ("cp_gain_pm", _INT, 800, 1200, 1000, 0, "CP measurement gain (permille)"),
-    ("cp_offset_mv", _INT, -2000, 2000, 0, 0, "CP measurement offset (mV)"),
-    ("wifi_ssid", _STR, 0, 32, "", 0, "WiFi network name, '' = off"),
-    ("wifi_password", _STR0, 8, 63, "", _SECRET, "WiFi password ('' or 8-63 chars)"),
-    ("mqtt_host", _STR, 0, 253, "", 0, "MQTT broker host, '' = off"),
-    ("mqtt_port", _INT, 1, 65535, 1883, 0, "MQTT broker port"),
-    ("mqtt_user", _STR, 0, 64, "", 0, "MQTT user name"),
-    ("mqtt_password", _STR, 0, 128, "", _SECRET, "MQTT password"),
-    ("mqtt_tls", _BOOL, 0, 0, False, 0, "MQTT over TLS"),
-    ("mqtt_ca", _STR, 0, 64, "", 0, "CA certificate file for TLS, '' = none"),
-    ("mqtt_client_id", _ID, 0, 23, "", 0, "MQTT client id, '' = wallbox-<id>"),
-    ("mqtt_base", _TOPIC, 0, 64, "", 0, "topic base, '' = wallbox/<id>"),
-    ("ha_discovery", _BOOL, 0, 0, True, 0, "publish Home Assistant discovery"),
-    ("ha_prefix", _TOPIC, 1, 64, "homeassistant", 0, "Home Assistant discovery prefix"),
-    ("telemetry_s", _INT, 1, 3600, 10, 0, "telemetry interval (s)"),
+    ("id", _ID, 1, 24, "wb1", 0),
+    ("board", _STR, 0, 24, "", 0),
+    ("max_current_a", _INT, 6, 80, 16, 0),
+    ("cable_fixed_a", _INT0, 6, 80, 0, 0),
+    ("require_auth", _BOOL, 0, 0, False, 0),
+    ("ventilation", _BOOL, 0, 0, False, 0),
+    ("phases", _ONEOF, (1, 3), 0, 3, 0),
+    ("phase_switch", _BOOL, 0, 0, False, 0),
+    ("lock", _BOOL, 0, 0, False, 0),
+    ("fallback_current_a", _INT0, 6, 80, 6, 0),
+    ("fallback_timeout_s", _INT, 0, 86400, 0, 0),
+    ("min_off_s", _INT, 0, 600, 60, 0),
+    ("fault_retry_s", _INT, 5, 600, 60, 0),
+    ("ev_off_s", _INT, 0, 60, 5, 0),
+    ("max_phase_switches", _INT, 0, 20, 5, 0),
+    ("control_period_ms", _INT, 1, 50, 10, 0),
+    ("meter", _ONEOF, ("none", "internal", "sdm120", "sdm630"), 0, "internal", 0),
+    ("meter_addr", _INT, 1, 247, 1, 0),
+    ("mains_v", _INT, 100, 260, 230, 0),
+    ("ct_cal_pm", _LIST, 500, 2000, (1000, 1000, 1000), 0),
+    ("cp_gain_pm", _INT, 800, 1200, 1000, 0),
+    ("cp_offset_mv", _INT, -2000, 2000, 0, 0),
+    ("wifi_ssid", _STR, 0, 32, "", 0),
+    ("wifi_password", _STR0, 8, 63, "", _SECRET),
+    ("mqtt_host", _STR, 0, 253, "", 0),
+    ("mqtt_port", _INT, 1, 65535, 1883, 0),
+    ("mqtt_user", _STR, 0, 64, "", 0),
+    ("mqtt_password", _STR, 0, 128, "", _SECRET),
+    ("mqtt_tls", _BOOL, 0, 0, False, 0),
+    ("mqtt_ca", _STR, 0, 64, "", 0),
+    ("mqtt_client_id", _ID, 0, 23, "", 0),
+    ("mqtt_base", _TOPIC, 0, 64, "", 0),
+    ("ha_discovery", _BOOL, 0, 0, True, 0),
+    ("ha_prefix", _TOPIC, 1, 64, "homeassistant", 0),
+    ("telemetry_s", _INT, 1, 3600, 10, 0),
 )
 
-_ROWS = {}
-for _r in SCHEMA:
-    _ROWS[_r[0]] = _r
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
 _TRUE = ("true", "1", "on", "yes")
 _FALSE = ("false", "0", "off", "no")
@@ -84,9 +81,23 @@ def _as_int(key, v):
     return None, "%s: expected int, got %s" % (key, _tname(v))
 
 
+def _row(key):
+    """The SCHEMA row of `key`, or None (a scan: no index dict kept in RAM)."""
+    for r in SCHEMA:
+        if r[0] == key:
+            return r
+    return None
+
+
+def helps():
+    """Help text per SCHEMA row (same order), from firmware/config_help.py."""
+    from firmware.config_help import HELP
+    return HELP.split("\n")
+
+
 def check(key, v):
     """(normalized value, None) or (None, error saying what is allowed)."""
-    r = _ROWS.get(key)
+    r = _row(key)
     if r is None:
         return None, "unknown key %r (see describe())" % (key,)
     kind, lo, hi = r[1], r[2], r[3]
@@ -147,7 +158,7 @@ def check(key, v):
 
 def parse(key, text):
     """(value, None) or (None, error) from console/MQTT text for `key`."""
-    r = _ROWS.get(key)
+    r = _row(key)
     if r is None:
         return check(key, None)
     if type(text) is not str:
@@ -273,7 +284,9 @@ class Config:
     def describe(self):
         """Help table for the console: key, allowed, default, help."""
         lines = []
-        for r in SCHEMA:
+        hlp = helps()
+        for i in range(len(SCHEMA)):
+            r = SCHEMA[i]
             kind, lo, hi = r[1], r[2], r[3]
             if kind == _BOOL:
                 allowed = "bool"
@@ -289,7 +302,7 @@ class Config:
                 allowed = "str %s%d..%d" % ("0|" if kind == _STR0 else "", lo, hi)
             dflt = list(r[4]) if type(r[4]) is tuple else r[4]
             lines.append("%-20s %-22s %-16s %s%s" % (
-                r[0], allowed, repr(dflt), r[6], " (secret)" if r[5] & _SECRET else ""))
+                r[0], allowed, repr(dflt), hlp[i], " (secret)" if r[5] & _SECRET else ""))
         return "\n".join(lines)
 
     def client_id(self):

@@ -9,7 +9,7 @@ import time
 
 from firmware import evse as E
 from firmware.commands import Commands
-from firmware.config import SCHEMA
+from firmware.config import SCHEMA, helps
 from firmware.runtime import VERSION
 
 # Keys that change how CP is read, how the contactor switches or how the loop runs:
@@ -153,9 +153,10 @@ class Service:
             return
         # describe() gives "key allowed default help" per SCHEMA row; keep the allowed part
         lines = c.describe().split("\n")
+        hlps = helps()
         for i in range(len(SCHEMA)):
             r = SCHEMA[i]
-            k, hlp = r[0], r[6]
+            k, hlp = r[0], hlps[i]
             dflt = repr(list(r[4]) if type(r[4]) is tuple else r[4])
             mid = lines[i][20:lines[i].rindex(hlp)].strip()
             allowed = mid[:-len(dflt)].strip() if mid.endswith(dflt) else mid

@@ -123,7 +123,11 @@ async def _client(rt, cmds, reader, writer):
                     rep["ok"] = True
             except Exception as ex:  # a bad request never stops the bench
                 rep = {"ok": False, "err": "%s: %s" % (type(ex).__name__, ex)}
-            writer.write(json.dumps(rep).encode() + b"\n")
+            # one copy of the reply, not three (str, bytes, bytes + newline): the stream
+            # takes str, and a partial write keeps the rest as bytes
+            writer.write(json.dumps(rep))
+            rep = None
+            writer.write(b"\n")
             await writer.drain()
     finally:
         writer.close()
