@@ -56,6 +56,7 @@ _GRACE_MS = const(5000)  # ref §2/§8: EV has 5 s to follow a lower duty
 _SOFT_OC_MS = const(5000)  # ref §8: soft over-current must last 5 s
 _SOFT_OC_MARGIN_MA = const(2000)  # ref §8: limit + max(2 A, 10 %)
 _MIRROR_MS = const(1000)  # ref §6/§8: mirror contact disagrees >= 1 s -> fault
+_OPEN_CURRENT_MA = const(2000)  # current with the contactor open: welded (ref §6 AC sense)
 _LOCK_MS = const(1000)  # lock must reach its position within 1 s
 _F_UNLOCK_MS = const(5000)  # ref §8: unlock the socket 5 s after entering F
 _RCD_TRIP_WAIT_MS = const(500)  # ref §8: self-test trip within 500 ms
@@ -232,7 +233,8 @@ class Evse:
         self._oc_timing = False
         self._bad_cp = 0
         if not self.outputs.contactor:
-            self.cp.reset_diode()  # the EV proves its diode again; a running RCD test goes on
+            self.cp.reset_diode()  # the EV proves its diode again
+            self._retest_rcd()  # (a running RCD test goes on)
         return None
 
     # --- helpers --------------------------------------------------------------------
@@ -329,14 +331,16 @@ class Evse:
             if cfg.rcd_fitted:
                 self._rt = _RT_NEEDED  # prove the RCD again before the next close
 
-        # 3. Mirror contact: welded (closed while open commanded) or not closing.
+        # 3. Mirror contact: welded (closed while open commanded) or not closing. Current
+        # flowing with the contactor open says "welded" too, mirror contact or not.
         fb = inp.contactor_fb
-        if fb >= 0 and (fb == 1) != was_closed:
+        flowing = not was_closed and inp.current_ma >= _OPEN_CURRENT_MA
+        if (fb >= 0 and (fb == 1) != was_closed) or flowing:
             if not self._mirror_timing:
                 self._mirror_timing = True
                 self._mirror_since = now
             elif ticks_diff(now, self._mirror_since) >= _MIRROR_MS:
-                if fb == 1:
+                if fb == 1 or flowing:
                     self.fault |= F_WELDED
                 else:
                     self._trip(F_CONTACTOR, now)
@@ -368,9 +372,11 @@ class Evse:
         if self.fault & _RETRY_FAULTS and ticks_diff(now, self._retry_at) >= cfg.retry_ms:
             self.fault &= ~_RETRY_FAULTS
             # Coming out of F the classifier resumes from the state it held (so a retry
-            # does not look like an unplug); the EV proves its diode again.
+            # does not look like an unplug). F hid the pilot: the EV may have been swapped,
+            # so the EV proves its diode and the RCD is self-tested again before a close.
             self.cp.reset_diode()
             self._bad_cp = 0
+            self._retest_rcd()
 
         # 6. Lock: locked while an EV is connected; unlock on A or 5 s into F.
         want_lock = False
@@ -444,7 +450,8 @@ class Evse:
                 self._stopping = False
         else:
             closed = (pilot == PILOT_PWM and self._c_timing and rcd_ok
-                      and ticks_diff(now, self._c_since) >= _C_STABLE_MS)
+                      and ticks_diff(now, self._c_since) >= _C_STABLE_MS
+                      and inp.current_ma < _OPEN_CURRENT_MA)  # never close onto a current
             self._stopping = False
         if was_closed and not closed:
             self._opened(cp, pilot, now)
@@ -482,9 +489,12 @@ class Evse:
             out.state = "A"
         return out
 
-    def _plugged(self, inp):
+    def _retest_rcd(self):
         if self._rt == _RT_PASSED and self.cfg.rcd_fitted:
-            self._rt = _RT_NEEDED  # each session proves the RCD again; never cut a test short
+            self._rt = _RT_NEEDED  # never cut a running test short
+
+    def _plugged(self, inp):
+        self._retest_rcd()  # each session proves the RCD again
         if not self.cfg.cable_fixed_ma:
             # Socket: the cable's rating from its PP resistor, read once per plug-in (ref §4).
             self._cable_ma = pp_rating_ma(inp.pp_ohm)

@@ -447,3 +447,51 @@ result = [c, t, p.now]
 """)
     c, t, now = r
     assert c["contactor"] and 5990 <= t <= 6020 and now < 100000
+
+
+def test_ev_swapped_during_fault_gets_a_fresh_rcd_test(mp):
+    # While the pilot shows F nothing can be measured: an unplug and replug then is
+    # invisible. After the retry the RCD is self-tested again before any close.
+    r = sc(mp, """
+p = S.charged_plant({'retry_ms': 5000, 'min_off_ms': 0})
+p.diode = False
+p.run(200)
+f = R(p)
+p.ev = 'A'; p.run(500); p.diode = True; p.ev = 'C'
+pulses = 0
+prev = False
+closed_after_pulse = None
+for i in range(1000):
+    o = p.tick()
+    if o.rcd_test and not prev:
+        pulses += 1
+    prev = o.rcd_test
+    if o.contactor:
+        closed_after_pulse = pulses > 0
+        break
+result = [f, pulses, closed_after_pulse]
+""")
+    f, pulses, closed_after_pulse = r
+    assert "diode" in f["fault"]
+    assert pulses == 1 and closed_after_pulse is True
+
+
+def test_weld_seen_by_current_without_mirror_contact(mp):
+    # No mirror contact fitted (-1): current still flowing 1 s after the open is a weld,
+    # and nothing closes onto a flowing current.
+    r = sc(mp, """
+p = S.charged_plant()
+orig = p.sample
+def sample():
+    orig(); p.evse.inputs.contactor_fb = -1
+p.sample = sample
+p.welded = True
+p.evse.set_enabled(False)  # soft stop; the car keeps drawing: opened under load at 6 s
+p.run(6100)
+early = R(p)
+p.run(1100)
+result = [early, R(p)]
+""")
+    early, late = r
+    assert not early["contactor"] and early["fault"] == []
+    assert late["fault"] == ["welded"] and late["state"] == "F"
