@@ -458,8 +458,21 @@ class Terminal:
         out, self.buf = self.buf[:i], self.buf[i:]
         return out
 
+    def drain(self, quiet=0.2, limit=2.0):
+        """Discard what the console printed before now (e.g. a prompt re-shown after
+        mpremote left the raw REPL), so the next read belongs to the next command."""
+        import select
+        end = time.time() + limit
+        while time.time() < end:
+            r, _, _ = select.select([self.fd], [], [], quiet)
+            if not r:
+                break
+            os.read(self.fd, 4096)
+        self.buf = b""
+
     def command(self, line, timeout=10.0):
         """Type a line and Enter; return the text printed before the next prompt."""
+        self.drain()
         self.write(line + "\r")
         out = self.read_until(b"\n" + self.prompt, timeout)
         text = out[:-len(self.prompt)].decode(errors="replace").replace("\r\n", "\n")
