@@ -184,7 +184,7 @@ for k in range(3):
 cs = CurrentSensor(adcs, 11000, cal, 3300, 50, window_ms=100)
 calls = []
 t0 = time.ticks_ms()
-while cs.windows < 2 and time.ticks_diff(time.ticks_ms(), t0) < 3000:
+while cs.windows < 2 and time.ticks_diff(time.ticks_ms(), t0) < 15000:  # bound for loaded CI
     a = time.ticks_us(); cs.update(); calls.append(time.ticks_diff(time.ticks_us(), a))
     time.sleep_ms(3)
 calls.sort()
@@ -206,7 +206,8 @@ def test_ct_rms_whole_cycles(mp_fakes):
 
 
 def test_ct_calibration_permille(mp_fakes):
-    ma, *_ = mp_fakes.run(CT, [[10.0, 10.0, 10.0], 32768, [1000, 1100, 900]])
+    ma, windows, *_ = mp_fakes.run(CT, [[10.0, 10.0, 10.0], 32768, [1000, 1100, 900]])
+    assert windows == 2
     assert abs(ma[1] - ma[0] * 1.1) < 450 and abs(ma[2] - ma[0] * 0.9) < 450
     assert abs(ma[0] - 10000) < 400
 
