@@ -285,6 +285,10 @@ class Runtime:
                 self._cfg_version = self.config.version
                 apply_config(self.evse.cfg, self.config, self.hw)
                 self._apply_cal()
+            # A collection at a moment of our choosing, once a second, keeps the small
+            # heap of a board without PSRAM from fragmenting (MicroPython's GC does not
+            # move objects) and keeps the GC from running inside a busier task instead.
+            gc.collect()
             await asyncio.sleep_ms(1000)
 
     async def sessions(self):
