@@ -97,62 +97,133 @@ def _text(s):
 class _Ring:
     """Bounded log as chunk files: entry [seq, ...]; chunk k holds seqs with
     (seq // per) % nch == k. One spare chunk keeps the last `cap` readable
-    while the oldest chunk is being reused."""
+    while the oldest chunk is being reused.
 
-    def __init__(self, st, prefix, cap, per, ver):
+    Only the chunk being appended to and dirty chunks stay in RAM (chunks[k]
+    is None otherwise); older chunks are read from flash when asked for."""
+
+    def __init__(self, st, prefix, cap, per, ver, pend=None):
         self.st = st
         self.prefix = prefix
         self.cap = cap
         self.per = per
+        self.ver = ver
         self.nch = cap // per + 1
         self.chunks = []
+        self.pend = pend  # sessions: [seq, sid] of entries not acked, seq order
         top = -1
         for k in range(self.nch):
-            ch = st._load(prefix + str(k), ver)
-            ok = []
-            if isinstance(ch, list):
-                for e in ch:
-                    if isinstance(e, list) and e and type(e[0]) is int and e[0] >= 0 \
-                            and (e[0] // per) % self.nch == k:
-                        ok.append(e)
-            if ok:  # a reuse of this chunk that never got written leaves an older lap
-                lap = max(e[0] // per for e in ok)
-                ok = [e for e in ok if e[0] // per == lap]
-                top = max(top, max(e[0] for e in ok))
-            self.chunks.append(ok)
-            st._recs[prefix + str(k)] = ok
-            st._ver[prefix + str(k)] = ver
+            name = prefix + str(k)
+            np = len(st.problems)
+            ok = self._clean(st._load(name, ver), k)
+            if ok:
+                top = max(top, ok[-1][0])
+                if pend is not None:
+                    for e in ok:
+                        if not e[_S_ACK]:
+                            pend.append([e[0], e[_S_SID]])
+            st._ver[name] = ver
+            if len(st.problems) > np:  # what flash holds differs from what was kept
+                self._cache(k, ok)
+            else:
+                self.chunks.append(None)
         self.next = top + 1
+        if pend is not None:
+            pend.sort(key=lambda p: p[0])
+        if top >= 0:
+            k = self._k(top)
+            if self.chunks[k] is None:
+                self._cache(k, self._read(k))
+
+    def _k(self, seq):
+        return (seq // self.per) % self.nch
+
+    def _cache(self, k, ch):
+        if len(self.chunks) <= k:
+            self.chunks.append(ch)
+        else:
+            self.chunks[k] = ch
+        if ch is None:
+            self.st._recs.pop(self.prefix + str(k), None)
+        else:
+            self.st._recs[self.prefix + str(k)] = ch
+
+    def _clean(self, ch, k):
+        """Valid entries of chunk k's newest lap, seq order."""
+        ok = []
+        if isinstance(ch, list):
+            per = self.per
+            for e in ch:
+                if isinstance(e, list) and e and type(e[0]) is int and e[0] >= 0 \
+                        and (e[0] // per) % self.nch == k:
+                    ok.append(e)
+        if ok:  # a reuse of this chunk that never got written leaves an older lap
+            lap = max(e[0] // self.per for e in ok)
+            ok = [e for e in ok if e[0] // self.per == lap]
+            ok.sort(key=lambda e: e[0])
+        return ok
+
+    def _read(self, k):
+        """Chunk k from flash (no reporting: boot did that)."""
+        obj, v, err = self.st._read(self.st._file(self.prefix + str(k)))
+        return self._clean(obj if err is None and v == self.ver else None, k)
+
+    def chunk(self, k):
+        ch = self.chunks[k]
+        return ch if ch is not None else self._read(k)
+
+    def evict(self, name):
+        """After a commit: drop chunk `name` from RAM unless it is appended to."""
+        k = int(name[len(self.prefix):])
+        if self.next and k != self._k(self.next - 1) and (self.prefix + str(k)) not in self.st._dirty:
+            self._cache(k, None)
 
     def append(self, entry, hold_ms):
-        """Store entry (its [0] is set to the next seq); return entries it evicted."""
+        """Store entry (its [0] is set to the next seq); return how many
+        unacked entries it evicted."""
         seq = self.next
         self.next = seq + 1
         entry[0] = seq
-        k = (seq // self.per) % self.nch
+        k = self._k(seq)
+        lap = seq // self.per
         ch = self.chunks[k]
-        dropped = None
-        if ch and ch[0][0] // self.per != seq // self.per:
-            dropped = ch
+        if ch is None:
+            ch = [] if seq % self.per == 0 else self._read(k)
+        if ch and ch[0][0] // self.per != lap:
             ch = []
-            self.chunks[k] = ch
-            self.st._recs[self.prefix + str(k)] = ch
+        self._cache(k, ch)
         ch.append(entry)
+        lost = 0
+        pend = self.pend
+        if pend is not None:
+            i = 0
+            while i < len(pend):
+                s = pend[i][0]
+                if self._k(s) == k and s // self.per != lap:
+                    pend.pop(i)
+                    lost += 1
+                else:
+                    i += 1
         self.st._mark(self.prefix + str(k), hold_ms)
-        return dropped
+        if seq and self._k(seq - 1) != k:  # previous chunk: leave once written
+            self.evict(self.prefix + str(self._k(seq - 1)))
+        return lost
 
-    def touch(self, seq, hold_ms):
-        self.st._mark(self.prefix + str((seq // self.per) % self.nch), hold_ms)
-
-    def items(self):
-        """Live entries, oldest first (at most cap)."""
-        lo = self.next - self.cap
+    def items(self, n=0, seqs=None):
+        """Live entries, oldest first (at most cap; the last n if n; only
+        those with a seq in `seqs` if given)."""
+        lo = max(0, self.next - self.cap)
         out = []
-        for ch in self.chunks:
-            for e in ch:
-                if e[0] >= lo:
-                    out.append(e)
-        out.sort(key=lambda e: e[0])
+        per = self.per
+        b = (self.next - 1) // per
+        while self.next and b >= lo // per:
+            if seqs is None or any(s // per == b for s in seqs):
+                part = [e for e in self.chunk(b % self.nch)
+                        if e[0] >= lo and e[0] // per == b and (seqs is None or e[0] in seqs)]
+                out = part + out
+                if n and len(out) >= n:
+                    return out[-n:]
+            b -= 1
         return out
 
 
@@ -304,6 +375,10 @@ class Store:
             del self._dirty[name]
             if name == "state":
                 self._energy_saved = obj["wh"]
+            else:
+                r = self._rings.get(name[0])
+                if r is not None and name[1:].isdigit() and int(name[1:]) < r.nch:
+                    r.evict(name)  # on flash now: read it from there when asked
             n += 1
             if limit and n >= limit:
                 break
@@ -321,7 +396,9 @@ class Store:
         self._ver["state"] = _V_STATE
         s = self._load("state", _V_STATE)
         self._events = _Ring(self, "e", EVENTS_MAX, _EV_PER, _V_EV)
-        self._sessions = _Ring(self, "s", SESSIONS_MAX, _SESS_PER, _V_SESS)
+        self._pend = []  # [seq, sid] of session records not acked, oldest first
+        self._sessions = _Ring(self, "s", SESSIONS_MAX, _SESS_PER, _V_SESS, self._pend)
+        self._rings = {"e": self._events, "s": self._sessions}
         self.boots = 0
         self.energy_wh = 0
         self.sp_current_ma = None  # None: never commanded
@@ -428,11 +505,11 @@ class Store:
         return self._sess_dict(e)
 
     def _append_session(self, e):
-        dropped = self._sessions.append(e, HOLD_NOW)
-        if dropped:
-            lost = sum(1 for d in dropped if not d[_S_ACK])
-            if lost:
-                self.event("outbox_drop", "%d unsent" % lost)
+        lost = self._sessions.append(e, HOLD_NOW)
+        if not e[_S_ACK]:
+            self._pend.append([e[_S_SEQ], e[_S_SID]])
+        if lost:
+            self.event("outbox_drop", "%d unsent" % lost)
 
     @staticmethod
     def _sess_dict(e):
@@ -443,28 +520,38 @@ class Store:
 
     def sessions(self, n=0):
         """Last session records (at most 100), oldest first."""
-        it = self._sessions.items()
-        if n:
-            it = it[-n:]
-        return [self._sess_dict(e) for e in it]
+        return [self._sess_dict(e) for e in self._sessions.items(n)]
 
     def outbox_pending(self, n=0):
         """Session records not yet acknowledged by the backend, oldest first."""
-        out = []
-        for e in self._sessions.items():
-            if not e[_S_ACK]:
-                out.append(self._sess_dict(e))
-                if n and len(out) >= n:
+        lo = self._sessions.next - SESSIONS_MAX
+        seqs = set()
+        for p in self._pend:
+            if p[0] >= lo:
+                seqs.add(p[0])
+                if n and len(seqs) >= n:
                     break
-        return out
+        if not seqs:
+            return []
+        return [self._sess_dict(e) for e in self._sessions.items(0, seqs)]
 
     def outbox_ack(self, sid):
         """Backend has it (PUBACK): True if sid was pending."""
-        for e in self._sessions.items():
-            if e[_S_SID] == sid and not e[_S_ACK]:
-                e[_S_ACK] = 1
-                self._sessions.touch(e[_S_SEQ], HOLD_ACK)
-                return True
+        r = self._sessions
+        lo = r.next - SESSIONS_MAX
+        for i in range(len(self._pend)):
+            seq = self._pend[i][0]
+            if seq >= lo and self._pend[i][1] == sid:
+                k = r._k(seq)
+                ch = r.chunk(k)  # an older chunk is read, flagged and kept until flush
+                for e in ch:
+                    if e[_S_SEQ] == seq:
+                        e[_S_ACK] = 1
+                        r._cache(k, ch)
+                        self._mark(r.prefix + str(k), HOLD_ACK)
+                        self._pend.pop(i)
+                        return True
+                return False
         return False
 
     # ---- event log ------------------------------------------------------
@@ -475,7 +562,4 @@ class Store:
         return e[0]
 
     def events(self, n=0):
-        it = self._events.items()
-        if n:
-            it = it[-n:]
-        return [{"seq": e[0], "t": e[1], "up": e[2], "type": e[3], "detail": e[4]} for e in it]
+        return [{"seq": e[0], "t": e[1], "up": e[2], "type": e[3], "detail": e[4]} for e in self._events.items(n)]

@@ -553,3 +553,41 @@ def test_kill_9_loses_nothing_committed(tmp_path):
         assert last < 99 or "r%d" % (last - 99) in reasons or "r%d" % (last + 1) in reasons
         assert len(reasons) == len(set(reasons)) == min(100, len(set(reasons)))
         assert str(last) in evs
+
+
+def test_old_chunks_read_from_flash_and_acked_there(mp, st):
+    # Only the chunk being appended to (and dirty ones) stay in RAM; older
+    # chunks are read on demand, and an ack in one is written at the next flush.
+    r = run(mp, """
+import gc
+s = mk(data)
+s.boot()
+sids = []
+for i in range(57):
+    sids.append(s.session_start(16000)); s.add_energy(10, 16000)
+    s.event('plug', 'p%d' % i)
+    s.session_stop('r%d' % i)
+s.flush()
+cached = [k for k in range(11) if s._sessions.chunks[k] is not None]
+ecached = [k for k in range(11) if s._events.chunks[k] is not None]
+before = [x['sid'] for x in s.outbox_pending()]
+w = s.writes
+a1 = s.outbox_ack(sids[3]); a2 = s.outbox_ack(sids[3])
+dirty = s.dirty()
+s.flush()
+after_flush = [k for k in range(11) if s._sessions.chunks[k] is not None]
+s2 = mk(data, False)
+result = [cached, ecached, len(before), a1, a2, dirty, s.writes - w, after_flush,
+          [x['sid'] for x in s2.outbox_pending(2)], len(s2.sessions()),
+          s2.sessions(2)[0]['reason'], len(s2.events()), s2.events(1)[0]['detail'],
+          s2.problems, [x['sid'] for x in s2.outbox_pending()][:5], sids[:5]]
+""", st)
+    (cached, ecached, n_before, a1, a2, dirty, writes, after_flush, pend2, n_sess,
+     reason, n_ev, last_ev, problems, pend5, sids5) = r
+    assert cached == [5] and ecached == [2]
+    assert n_before == 57 and (a1, a2) == (True, False)
+    assert dirty == ["s0"] and writes == 1 and after_flush == [5]
+    assert pend2 == sids5[:2]
+    assert pend5 == sids5[:3] + sids5[4:] + [pend5[-1]] and sids5[3] not in pend5
+    assert n_sess == 57 and reason == "r55" and n_ev == 58 and last_ev == "p56"
+    assert problems == []
