@@ -18,7 +18,7 @@ PP_OPEN_OHM = const(100000)
 TEMP_NONE = const(-32768)
 
 _LEVEL_MV = {"A": 12000, "B": 9000, "C": 6000, "D": 3000, "E": 0}
-_CHANGES_MAX = const(400)
+_CHANGES_MAX = const(100)  # recent output changes (latency look-ups need the last few)
 _RCD_TRIP_US = const(20000)  # the RDC-DD answers its test input after 20 ms
 _RCD_CLEAR_US = const(30000)  # and releases 30 ms after the test input drops
 _LOCK_US = const(100000)  # lock actuator travel time
