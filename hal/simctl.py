@@ -123,11 +123,13 @@ async def _client(rt, cmds, reader, writer):
                     rep["ok"] = True
             except Exception as ex:  # a bad request never stops the bench
                 rep = {"ok": False, "err": "%s: %s" % (type(ex).__name__, ex)}
-            # one copy of the reply, not three (str, bytes, bytes + newline): the stream
-            # takes str, and a partial write keeps the rest as bytes
-            writer.write(json.dumps(rep))
+            # One write per reply: two small writes (JSON, then the newline) meet Nagle's
+            # algorithm and the host's delayed ACK, ~40 ms per request, which skewed every
+            # device-clock schedule the harness made. One copy (str + newline) only.
+            line = json.dumps(rep) + "\n"
             rep = None
-            writer.write(b"\n")
+            writer.write(line)
+            line = None
             await writer.drain()
     finally:
         writer.close()

@@ -54,6 +54,10 @@ def measure(b, kind, n, progress=None):
         # Random phase against the 10 ms control tick, so p50/p99 mean something.
         t = b.now_us() + 15000 + random.randint(0, 10000)
         b.at(t, **fault)
+        if b.now_us() - t >= 0:
+            # The sim channel was slower than the 15 ms lead: the change would be dated
+            # before it was applied and the latency would be overstated. Say so.
+            raise RuntimeError("sim channel too slow: schedule at t landed after t")
         b.wait_for(lambda r: not r["status"]["contactor"], timeout=5, poll=0.005,
                    what="open after " + kind)
         lat = b.latency_ms(t, "contactor", 0)
