@@ -125,8 +125,9 @@ def main():
     print("  reaction latency, physical change -> contactor open: " + ", ".join(
         "%s %.1f ms" % (k, v) for k, v in lat.items()) +
         ("  (max %.1f ms; limit 100 ms)" % max(lat.values()) if lat else ""))
-    print("  control loop: %d ticks, max gap %d ms, late ticks %d, peak heap %s B" % (
-        stats["ticks"], stats["max_gap_ms"], stats["late"], stats.get("mem_peak", "?")))
+    # (mem_peak of the unix port counts allocation churn, not the live peak: not shown)
+    print("  control loop: %d ticks, max gap %d ms, late ticks %d; heap in use %s B" % (
+        stats["ticks"], stats["max_gap_ms"], stats["late"], stats.get("mem_alloc", "?")))
     path = plot(rows, marks)
     print("  timeline: %s" % os.path.relpath(path, ROOT))
     return 0
