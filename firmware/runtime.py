@@ -89,7 +89,6 @@ class Runtime:
         self.v_mv = [0, 0, 0]
         self.i_ma = [0, 0, 0]
         self.meter_error = None
-        self.energy_meter_wh = 0
         self._changed = 0
         self._prev_state = ""
         self._prev_contactor = False
@@ -130,8 +129,8 @@ class Runtime:
         sp = self.store.setpoints()
         e = self.evse
         ma = sp.get("current_ma")
-        if ma is not None and e.set_backend_limit_ma(ma) is None:
-            pass
+        if ma is not None:
+            e.set_backend_limit_ma(ma)  # validates; a bad stored value changes nothing
         en = sp.get("enabled")
         if en is not None:
             e.set_enabled(en)
@@ -268,7 +267,6 @@ class Runtime:
                     self.i_ma[i] = m.i_ma[i]
                 self.power_w = m.p_w
                 self.current_ma = max(m.i_ma)
-                self.energy_meter_wh = m.e_wh
                 if self._meter_e_wh >= 0 and m.e_wh > self._meter_e_wh:
                     # Every Wh counts towards lifetime; the open session gets it too.
                     self.store.add_energy(m.e_wh - self._meter_e_wh, self.current_ma)

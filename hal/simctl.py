@@ -92,8 +92,6 @@ def handle(rt, cmds, req):
     if op == "reset_stats":
         rt.stats.reset_gaps()
         w.wdt_max_gap_us = 0
-        if micropython is not None and hasattr(micropython, "mem_peak"):
-            pass
         return {}
     if op == "config":
         k = req.get("k")
