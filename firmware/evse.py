@@ -397,8 +397,9 @@ class Evse:
         lock_ok = not cfg.lock_fitted or (out.lock and inp.lock_fb != 0)
 
         # 7. Start the RCD self-test at boot and for each session before its first close.
-        # (An EV in the latest sample too: after F the held state may be stale.)
-        ev_seen = ev_here and ST_B <= self.cp.raw <= ST_D
+        # (An EV in a sample taken this step: while and right after F the held state
+        # and the last sample are stale.)
+        ev_seen = ev_here and not drive_f and ST_B <= self.cp.raw <= ST_D
         if (self._rt == _RT_NEEDED and not was_closed and (ev_seen or self._boot_test)
                 and not (self.fault & _DRIVE_F_FAULTS)):  # after a fault: once it cleared
             self._rt = _RT_PULSE

@@ -495,3 +495,26 @@ result = [early, R(p)]
     early, late = r
     assert not early["contactor"] and early["fault"] == []
     assert late["fault"] == ["welded"] and late["state"] == "F"
+
+
+def test_no_rcd_test_on_a_stale_view_after_reset(mp):
+    # Unplugged while the pilot showed F: after reset_faults the held state is a stale C.
+    # The RCD test must wait for a fresh sample showing an EV (here: none, state A).
+    r = sc(mp, """
+p = S.charged_plant({'min_off_ms': 0})
+p.current_ma = 40000
+p.run(50)
+f = R(p)
+p.current_ma = 0
+p.ev = 'A'
+p.run(500)
+p.evse.reset_faults()
+pulses = 0
+for i in range(100):
+    if p.tick().rcd_test:
+        pulses += 1
+result = [f, pulses, R(p)]
+""")
+    f, pulses, end = r
+    assert "overcurrent" in f["fault"]
+    assert pulses == 0 and end["state"] == "A"
