@@ -22,3 +22,14 @@ def build(hw):
     hw.button = sim.SimButton(w)
     hw.wdt = sim.SimWatchdog(w, WDT_TIMEOUT_MS)
     return hw
+
+
+def tasks(rt, opts):
+    """The sim bench's control channel (hal/simctl.py) when --sim-port is given; the
+    composition root (firmware/app.py) runs what a board returns here."""
+    port = opts.get("sim_port")
+    if not port or getattr(rt.hw, "world", None) is None:
+        return ()
+    from hal import simctl
+
+    return (("simctl", lambda: simctl.serve(rt, port)),)

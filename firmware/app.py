@@ -10,9 +10,9 @@ import sys
 import time
 
 import boards
-from firmware.config import Config
-from firmware.runtime import Runtime, VERSION
-from firmware.store import Store
+from firmware.services.config import Config
+from firmware.services.runtime import Runtime, VERSION
+from firmware.services.store import Store
 
 SAFE_FLAG = "safemode"  # a file of this name in the data dir: boot into safe mode
 
@@ -77,6 +77,7 @@ def build(opts):
     hw = boards.build(board, wifi=_wifi(config))
     store.boot("fw %s board %s" % (VERSION, board.NAME))
     rt = Runtime(hw, store, config)
+    rt.board = board
     rt.board_name = board.NAME
     return rt
 
@@ -119,20 +120,24 @@ def main(argv=None):
         if rt is not None:
             rt._safe()
             rt.store.flush()
-        con = sys.modules.get("firmware.console")
+        con = sys.modules.get("firmware.technician.console")
         if con is not None:
             con.restore()  # the terminal as it was, even if the console task was dropped
     return rt
 
 
+def _board_tasks(rt, opts):
+    """Tasks the board itself brings (boards/sim.py: the sim bench's control channel)."""
+    fn = getattr(rt.board, "tasks", None)
+    return fn(rt, opts) if fn is not None else ()
+
+
 async def _run(rt, opts):
     extra = []
-    if getattr(rt.hw, "world", None) is not None and opts["sim_port"]:
-        from hal import simctl
-        extra.append(("simctl", lambda: simctl.serve(rt, opts["sim_port"])))
+    extra.extend(_board_tasks(rt, opts))
     if rt.config.get("mqtt_host"):
         try:
-            from firmware import link
+            from firmware.links import mqtt_link as link
             rt.link = link.Link(rt)
             extra.append(("link", rt.link.run))
         except ImportError:
@@ -141,7 +146,7 @@ async def _run(rt, opts):
         extra.append(("wifi", rt.hw.wifi.run))
     if opts["console"]:
         try:
-            from firmware import console
+            from firmware.technician import console
             extra.append(("console", lambda: console.run(rt)))
         except ImportError:
             pass
@@ -158,12 +163,11 @@ async def _run_safe(rt, opts):
     """Safe mode: only the console (and the sim bench channel); no control loop.
     exit() or Ctrl-D leaves the console; on a board the MicroPython REPL follows."""
     try:
-        from firmware import console
+        from firmware.technician import console
     except ImportError:
         return
-    if getattr(rt.hw, "world", None) is not None and opts["sim_port"]:
-        from hal import simctl
-        asyncio.create_task(simctl.serve(rt, opts["sim_port"]))
+    for _, factory in _board_tasks(rt, opts):
+        asyncio.create_task(factory())
     task = asyncio.create_task(console.run(rt, True))
     while not rt.stopped and not task.done():
         await asyncio.sleep_ms(100)

@@ -15,12 +15,8 @@ from micropython import const
 import array
 import time
 
-PILOT_OFF = const(0)  # 0 V (generator disabled), or -12 V if the board has no enable pin
-PILOT_PLUS12 = const(1)  # steady +12 V (state x1)
-PILOT_PWM = const(2)  # 1 kHz PWM, duty in permille (state x2)
-PILOT_MINUS12 = const(3)  # steady -12 V (state F)
+from firmware.core.consts import PILOT_OFF, PILOT_PLUS12, PILOT_PWM, PILOT_MINUS12, PP_OPEN_OHM
 
-PP_OPEN_OHM = const(100000)  # no cable: far above firmware's PP open threshold
 
 _PWM_HZ = const(1000)
 _U16 = const(65535)

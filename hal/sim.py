@@ -8,14 +8,10 @@
 import time
 from micropython import const
 
-from firmware.iec61851 import ma_from_duty_pm
+from firmware.core.iec61851 import ma_from_duty_pm
 
-PILOT_OFF = const(0)
-PILOT_PLUS12 = const(1)
-PILOT_PWM = const(2)
-PILOT_MINUS12 = const(3)
-PP_OPEN_OHM = const(100000)
-TEMP_NONE = const(-32768)
+from firmware.core.consts import (PILOT_OFF, PILOT_PLUS12, PILOT_PWM, PILOT_MINUS12,
+                                  PP_OPEN_OHM, TEMP_NONE)
 
 _LEVEL_MV = {"A": 12000, "B": 9000, "C": 6000, "D": 3000, "E": 0}
 _CHANGES_MAX = const(100)  # recent output changes (latency look-ups need the last few)

@@ -9,7 +9,7 @@
 #   {"op": "read"}                                world + outputs + runtime status
 #   {"op": "changes", "since": seq}               output changes with µs timestamps
 #   {"op": "applied"}                             scheduled events applied, with their time
-#   {"op": "cmd", "name": n, "args": [...]}       firmware command (firmware/commands.py)
+#   {"op": "cmd", "name": n, "args": [...]}       firmware command (firmware/links/commands.py)
 #   {"op": "events", "n": N} / {"op": "sessions", "n": N} / {"op": "stats"} / {"op": "reset_stats"}
 #   {"op": "gc"}                                  gc.collect(), then mem_alloc / mem_free
 #   {"op": "config"} / {"op": "config", "k": key, "v": value}   read all / set one config key
@@ -24,7 +24,7 @@ try:
 except ImportError:  # pragma: no cover
     micropython = None
 
-from firmware.commands import Commands
+from firmware.links.commands import Commands
 
 _CMDS = ("set_current", "enable", "authorize", "set_phases", "reset_faults", "status")
 

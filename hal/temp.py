@@ -10,7 +10,7 @@ from micropython import const
 import array
 import math
 
-TEMP_NONE = const(-32768)
+from firmware.core.consts import TEMP_NONE
 _T_LO = const(-40)
 _T_STEP = const(5)
 _N = const(39)  # -40 .. 150 degC

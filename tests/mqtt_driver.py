@@ -1,4 +1,4 @@
-# Runs in the MicroPython unix port: firmware.mqtt.MQTTClient driven by JSON
+# Runs in the MicroPython unix port: firmware.links.mqtt_client.MQTTClient driven by JSON
 # lines on stdin, events as JSON lines on stdout (see tests/broker.py Device).
 # A ticker task beside the client records the longest event-loop gap.
 import sys
@@ -6,7 +6,7 @@ import json
 import asyncio
 from binascii import hexlify
 from time import ticks_ms, ticks_us, ticks_diff
-from firmware.mqtt import MQTTClient
+from firmware.links.mqtt_client import MQTTClient
 
 cfg = json.loads(sys.argv[1])
 tick_ms = cfg.pop("tick_ms", 10)

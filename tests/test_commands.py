@@ -1,11 +1,11 @@
-"""firmware/commands.py: the validation every entry point (console, MQTT, sim) shares."""
+"""firmware/links/commands.py: the validation every entry point (console, MQTT, sim) shares."""
 import pytest
 
 SETUP = """
-from firmware.commands import Commands, parse_amps_ma, parse_bool
-from firmware.config import Config
-from firmware.store import Store
-from firmware import evse as E
+from firmware.links.commands import Commands, parse_amps_ma, parse_bool
+from firmware.services.config import Config
+from firmware.services.store import Store
+from firmware.core import evse as E
 import os
 class RT:
     pass

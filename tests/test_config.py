@@ -1,4 +1,4 @@
-"""firmware/config.py in the MicroPython unix port: every schema rule,
+"""firmware/services/config.py in the MicroPython unix port: every schema rule,
 all-or-nothing updates, redaction, persistence and corrupt files."""
 import json
 
@@ -47,8 +47,8 @@ SPEC = {  # key: (default, valid samples, invalid samples) from the brief
 
 PRELUDE = """
 import os
-from firmware.config import Config, parse, check, SCHEMA
-from firmware import store as S
+from firmware.services.config import Config, parse, check, SCHEMA
+from firmware.services import store as S
 def fresh(path):
     try:
         for n in os.listdir(path):

@@ -121,7 +121,7 @@ def test_mpremote_raw_repl(bench):
     # several statements, a loop, then the board's own files
     r = mpremote(p, "exec", "s = 0\nfor i in range(10):\n    s += i\nprint(s)")
     assert r.stdout == "45\n"
-    r = mpremote(p, "fs", "ls", ":" + os.path.join(ROOT, "firmware"))
+    r = mpremote(p, "fs", "ls", ":" + os.path.join(ROOT, "firmware", "technician"))
     assert r.returncode == 0 and "console.py" in r.stdout
     # the friendly console is there again afterwards
     with bench.terminal() as t:
@@ -232,12 +232,12 @@ def test_deploy_batch(bench, tmp_path):
     assert "FAIL" in rows["/dev/nonexistent-wallbox"]
     assert "1 of 2 boards OK" in r.stdout
     assert os.path.exists(os.path.join(dest, "main.py"))
-    assert os.path.exists(os.path.join(dest, "firmware", "console.mpy"))
-    assert not os.path.exists(os.path.join(dest, "firmware", "console.py"))
+    assert os.path.exists(os.path.join(dest, "firmware", "technician", "console.mpy"))
+    assert not os.path.exists(os.path.join(dest, "firmware", "technician", "console.py"))
     # what was copied is a firmware the unix port imports and runs
     env = dict(os.environ, MICROPYPATH=dest + ":.frozen")
     r = subprocess.run([os.path.join(ROOT, ".venv", "bin", "micropython"), "-c",
-                        "from firmware import console, runtime; print(runtime.VERSION)"],
+                        "from firmware.technician import console; from firmware.services import runtime; print(runtime.VERSION)"],
                        capture_output=True, text=True, env=env, timeout=20, cwd=dest)
     assert r.stdout.strip() == "0.3.0", r.stderr
 

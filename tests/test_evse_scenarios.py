@@ -1,7 +1,7 @@
-"""Scenario tests for firmware/evse.py: every transition and fault, run in the unix port
+"""Scenario tests for firmware/core/evse.py: every transition and fault, run in the unix port
 against the physical plant model of tests/device/evse_sim.py (10 ms steps)."""
 
-PRE = ("import evse_sim as S\nfrom firmware import evse as E\n"
+PRE = ("import evse_sim as S\nfrom firmware.core import evse as E\n"
        "def R(p):\n    return p.snap()\n")
 
 

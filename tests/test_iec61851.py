@@ -1,4 +1,4 @@
-"""Table tests for firmware/iec61851.py, run in the MicroPython unix port.
+"""Table tests for firmware/core/iec61851.py, run in the MicroPython unix port.
 Expected values are computed here from the reference (../shared/reference/iec61851.md)."""
 import pytest
 
@@ -8,7 +8,7 @@ LETTERS = "ABCDEF??"
 def classify_seq(mp, samples, low=-12000, pwm=True):
     """Feed (high_mv) samples to a fresh classifier; return the state letter after each."""
     return mp.run(
-        "from firmware.iec61851 import PilotClassifier, STATE_LETTERS\n"
+        "from firmware.core.iec61851 import PilotClassifier, STATE_LETTERS\n"
         "c = PilotClassifier()\n"
         "result = [STATE_LETTERS[c.update(h, data[1], data[2])] for h in data[0]]",
         [samples, low, pwm])
@@ -28,7 +28,7 @@ def test_thresholds_at_midpoints(mp, mv, letter):
 
 @pytest.mark.parametrize("mv", [13501, 15000, -13501, -20000])
 def test_implausible_levels_are_reading_errors(mp, mv):
-    assert mp.run("from firmware.iec61851 import PilotClassifier, ST_ERR\n"
+    assert mp.run("from firmware.core.iec61851 import PilotClassifier, ST_ERR\n"
                   "result = PilotClassifier().classify(data) == ST_ERR", mv)
 
 
@@ -60,7 +60,7 @@ def test_leaving_c_takes_two_samples(mp):
 
 
 def test_diode_check(mp):
-    code = ("from firmware.iec61851 import PilotClassifier\n"
+    code = ("from firmware.core.iec61851 import PilotClassifier\n"
             "c = PilotClassifier()\n"
             "r = []\n"
             "for lo in data:\n"
@@ -84,7 +84,7 @@ def test_duty_from_current(mp, ma, pm):
     if pm >= 0 and not 51000 < ma < 52750:
         exact = ma / 60 if ma <= 51000 else ma / 250 + 640
         assert abs(pm - exact) <= 0.5
-    assert mp.call("firmware.iec61851", "duty_pm_from_ma", ma) == pm
+    assert mp.call("firmware.core.iec61851", "duty_pm_from_ma", ma) == pm
 
 
 @pytest.mark.parametrize("pm,ma", [
@@ -94,11 +94,11 @@ def test_duty_from_current(mp, ma, pm):
 ])
 def test_current_from_duty(mp, pm, ma):
     # ref §2 EV decoding (Fluke FEV300 table).
-    assert mp.call("firmware.iec61851", "ma_from_duty_pm", pm) == ma
+    assert mp.call("firmware.core.iec61851", "ma_from_duty_pm", pm) == ma
 
 
 def test_duty_round_trip_within_one_permille(mp):
-    r = mp.run("from firmware.iec61851 import duty_pm_from_ma, ma_from_duty_pm\n"
+    r = mp.run("from firmware.core.iec61851 import duty_pm_from_ma, ma_from_duty_pm\n"
                "result = [[ma, ma_from_duty_pm(duty_pm_from_ma(ma))] for ma in range(6000, 80001, 500)]")
     for ma, back in r:
         if 51000 < ma < 52750:
@@ -115,4 +115,4 @@ def test_duty_round_trip_within_one_permille(mp):
 ])
 def test_pp_rating(mp, ohm, ma):
     # ref §4 [TF] thresholds; open (>= 4 kOhm) and short (< 50 Ohm) are invalid.
-    assert mp.call("firmware.iec61851", "pp_rating_ma", ohm) == ma
+    assert mp.call("firmware.core.iec61851", "pp_rating_ma", ohm) == ma

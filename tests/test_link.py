@@ -1,4 +1,4 @@
-"""firmware/link.py end to end: the whole firmware on the sim bench (tools/simbench.py)
+"""firmware/links/mqtt_link.py end to end: the whole firmware on the sim bench (tools/simbench.py)
 against a real mosquitto, paho-mqtt as the backend / Home Assistant / evcc peer."""
 import json
 import os

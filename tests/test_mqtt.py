@@ -1,4 +1,4 @@
-"""firmware/mqtt.py in the MicroPython unix port against a real mosquitto, with
+"""firmware/links/mqtt_client.py in the MicroPython unix port against a real mosquitto, with
 paho-mqtt as the peer, plus silent/dead/hostile fake brokers."""
 import signal
 import time

@@ -1,4 +1,4 @@
-"""firmware/store.py in the MicroPython unix port: records, rings, outbox,
+"""firmware/services/store.py in the MicroPython unix port: records, rings, outbox,
 flush policy, corruption handling, littlefs power cuts and kill -9."""
 import os
 import random
@@ -12,7 +12,7 @@ from mp import ROOT, micropython_bin, mp_env, run_script
 # Device-side prelude: a store in a fresh directory with a clock the test drives.
 PRELUDE = """
 import os
-from firmware import store as S
+from firmware.services import store as S
 def rmtree(p):
     try:
         names = os.listdir(p)
@@ -48,7 +48,7 @@ def run(mp, code, data=None):
 
 def test_record_roundtrip_and_damage_detected(mp):
     r = mp.run("""
-from firmware.store import encode, decode
+from firmware.services.store import encode, decode
 b = encode({'a': [1, 'x'], 'b': None}, 3)
 out = [list(decode(b))]
 for bad in (b[:-1], b[:5], b.replace(b'"x"', b'"y"'), b + b'z', b'junk', b''):
@@ -339,7 +339,7 @@ result = [s2.problems, [x['reason'] for x in s2.sessions()]]
 
 def test_leftover_tmp(mp, st):
     r = run(mp, """
-from firmware.store import encode
+from firmware.services.store import encode
 out = []
 s = mk(data); s.add_energy(7); s.flush()
 out.append(sorted(os.listdir(data)))
@@ -363,7 +363,7 @@ result = out
 
 def test_wrong_version_is_reported(mp, st):
     r = run(mp, """
-from firmware.store import encode
+from firmware.services.store import encode
 s = mk(data)
 open(data + '/state', 'wb').write(encode({'boots': 3, 'wh': 3, 'sp': [None, True, None], 'open': None}, 7))
 s2 = mk(data, False)
@@ -376,7 +376,7 @@ def test_write_failure_keeps_record_dirty(mp):
     r = mp.run("""
 import gc
 from tests.ramdisk import RamDisk, fresh_image, mount, umount
-from firmware.store import Store
+from firmware.services.store import Store
 d = RamDisk(data=fresh_image()); mount(d)
 s = Store('/lfs/st')
 s.boot()
@@ -393,8 +393,8 @@ result = out
 POWER_CUT = """
 import gc
 from tests.ramdisk import RamDisk, fresh_image, mount, umount
-from firmware.store import Store, decode
-from firmware.config import Config
+from firmware.services.store import Store, decode
+from firmware.services.config import Config
 NB, BS = data
 class Clock:
     ms = 0
@@ -498,7 +498,7 @@ def test_littlefs_power_cut_at_every_block_write(geometry):
 
 KILL_WRITER = """
 import sys
-from firmware.store import Store
+from firmware.services.store import Store
 s = Store(sys.argv[1])
 s.boot()
 print('booted', s.boots)
@@ -514,7 +514,7 @@ while True:
 
 KILL_READER = """
 import sys, json
-from firmware.store import Store
+from firmware.services.store import Store
 s = Store(sys.argv[1])
 print(json.dumps([s.boots, s.energy_wh, [x['reason'] for x in s.sessions()],
                   [e['detail'] for e in s.events() if e['type'] == 'n'], s.problems]))

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """MQTT client benchmark: the longest event-loop stall seen by a 1 ms ticker task
-running beside firmware/mqtt.py in the MicroPython unix port while it connects to a
+running beside firmware/links/mqtt_client.py in the MicroPython unix port while it connects to a
 healthy, silent, dead, flapping and TLS broker. Numbers only, no pass/fail
 (`make bench`, or `python tools/bench_mqtt.py`)."""
 import os

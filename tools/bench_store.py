@@ -16,8 +16,8 @@ from mp import run_script
 DEVICE = r"""
 import os, sys, time, gc, json
 from tests.ramdisk import RamDisk, fresh_image, mount, umount
-from firmware.store import Store, encode
-from firmware.config import Config
+from firmware.services.store import Store, encode
+from firmware.services.config import Config
 out = {}
 
 def commit_ms(path, n=200):

@@ -8,7 +8,7 @@ reaction latencies seen) and writes a PNG timeline to sim_out/session.png.
 
 Timing configs that only shorten waits: fault_retry_s=5 (default 60), min_off_s=5
 (default 60), ev_off_s=5. The simulated car reacts in 300 ms (hal/sim.py default).
-If an MQTT broker answers on 127.0.0.1:1883 (and firmware/link.py exists), the firmware
+If an MQTT broker answers on 127.0.0.1:1883 (and firmware/links/mqtt_link.py exists), the firmware
 reports there too (mqtt_host=127.0.0.1).
 """
 import os
@@ -45,7 +45,7 @@ def broker_up(host="127.0.0.1", port=1883):
 
 def main():
     cfg = {"require_auth": True, "fault_retry_s": 5, "min_off_s": 5, "ev_off_s": 5}
-    mqtt = broker_up() and os.path.exists(os.path.join(ROOT, "firmware", "link.py"))
+    mqtt = broker_up() and os.path.exists(os.path.join(ROOT, "firmware", "links", "mqtt_link.py"))
     if mqtt:
         cfg["mqtt_host"] = "127.0.0.1"
     print("make sim: firmware on the sim bench%s" % (

@@ -1,8 +1,8 @@
 # Device-side test helper (runs in the MicroPython unix port): a physical EV/RCD/contactor
-# model around firmware.evse, and an independent safety oracle that checks DESIGN.md's rules
+# model around firmware.core.evse, and an independent safety oracle that checks DESIGN.md's rules
 # against the *physical* truth on every step, not against the state machine's own view.
-from firmware import evse as E
-from firmware.iec61851 import N_LEAVE_POWER
+from firmware.core import evse as E
+from firmware.core.iec61851 import N_LEAVE_POWER
 
 _LEVEL = {"A": 12000, "B": 9000, "C": 6000, "D": 3000, "E": 0}
 

@@ -1,7 +1,7 @@
 # The one command API: the console, the MQTT link and the sim harness all go through
 # it, so every entry point validates the same way. Each call returns (True, value) or
 # (False, "what is wrong and what is allowed") and changes nothing on error.
-from firmware import evse as E
+from firmware.core import evse as E
 
 _TRUE = ("true", "1", "on", "yes")
 _FALSE = ("false", "0", "off", "no")

@@ -1,4 +1,4 @@
-# Help text per firmware/config.py SCHEMA row, one line each in the same order; only
+# Help text per firmware/services/config.py SCHEMA row, one line each in the same order; only
 # Config.describe() (console, wbctl) imports it, so it takes no RAM otherwise.
 HELP = (
     "wallbox id: 1-24 of a-z A-Z 0-9 _ -\n"

@@ -1,16 +1,16 @@
-# The technician's functions behind the console (firmware/console.py): each prints a
+# The technician's functions behind the console (firmware/technician/console.py): each prints a
 # report that fits an 80-column serial terminal and returns None, or raises
 # ConsoleError with a message saying what is wrong and what is allowed (the console
-# prints it without a traceback). State changes go through firmware/commands.py or
+# prints it without a traceback). State changes go through firmware/links/commands.py or
 # Config; anything unsafe while an EV is connected is refused with the reason.
 # data(what) prints the same facts as one JSON line for host tools (tools/wbctl.py).
 import json
 import time
 
-from firmware import evse as E
-from firmware.commands import Commands
-from firmware.config import SCHEMA, helps
-from firmware.runtime import VERSION
+from firmware.core import evse as E
+from firmware.links.commands import Commands
+from firmware.services.config import SCHEMA, helps
+from firmware.services.runtime import VERSION
 
 # Keys that change how CP is read, how the contactor switches or how the loop runs:
 # only while no EV is connected.

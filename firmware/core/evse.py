@@ -9,17 +9,15 @@
 from micropython import const
 from time import ticks_add, ticks_diff
 
-from firmware.iec61851 import (
+from firmware.core.iec61851 import (
     PilotClassifier, duty_pm_from_ma, pp_rating_ma, MIN_CURRENT_MA, MAX_CURRENT_MA,
     ST_A, ST_B, ST_C, ST_D, ST_E, ST_ERR, ST_UNKNOWN)
 
-# Pilot output modes (same numbers as hal/pilot.py).
-PILOT_OFF = const(0)  # 0 V
-PILOT_PLUS12 = const(1)  # steady +12 V: x1, EVSE not ready to supply
-PILOT_PWM = const(2)  # 1 kHz PWM: x2, EVSE ready, duty = current limit
-PILOT_MINUS12 = const(3)  # steady -12 V: state F, EVSE not available
-
-TEMP_NONE = const(-32768)  # temp_dc when no sensor is fitted or it failed
+# Pilot modes, TEMP_NONE and the claim ids are shared with hal/ (firmware/core/consts.py).
+from firmware.core.consts import (
+    PILOT_OFF, PILOT_PLUS12, PILOT_PWM, PILOT_MINUS12, TEMP_NONE,
+    CLAIM_BACKEND, N_CLAIMS, CLAIM_NONE_MA, LIMIT_CONFIG, LIMIT_CABLE, LIMIT_THERMAL,
+    LIMIT_NAMES)
 
 # Fault bits. Names (FAULT_NAMES) are what the event log, console and MQTT show.
 F_PILOT_SHORT = const(0x0001)  # state E: CP shorted to PE
@@ -144,7 +142,11 @@ class Evse:
         self.cp = PilotClassifier()
         self.enabled = True
         self.authorized = False
-        self.backend_ma = MAX_CURRENT_MA  # no backend limit until one is set
+        # Claims on the offered current (consts.CLAIM_*): MQTT/console, load management,
+        # OCPP, grid dimming. CLAIM_NONE_MA until a claim is set; 0 is a pause.
+        self.claims = [CLAIM_NONE_MA] * N_CLAIMS
+        self.limited_by = LIMIT_CONFIG  # what binds the offer (consts.LIMIT_NAMES)
+        self._lock_ok = True
         self._trips = [0, 0, 0]  # times of the last trips (ring)
         self._ntrips = 0
         self.outputs.phases = self.cfg.phases
@@ -205,12 +207,27 @@ class Evse:
         return None
 
     def set_backend_limit_ma(self, ma):
+        return self.set_claim_ma(CLAIM_BACKEND, ma)
+
+    @property
+    def backend_ma(self):
+        return self.claims[CLAIM_BACKEND]
+
+    def set_claim_ma(self, claim, ma):
+        """One claim on the offered current: 0 (pause) or 6000..80000 mA (ref §2: below
+        6 A no PWM current may be offered); CLAIM_NONE_MA lifts the claim."""
+        if not isinstance(claim, int) or not 0 <= claim < N_CLAIMS:
+            return "unknown claim %r" % (claim,)
         if not isinstance(ma, int) or isinstance(ma, bool):
             return "current limit must be a whole number of mA"
         if ma != 0 and not (MIN_CURRENT_MA <= ma <= MAX_CURRENT_MA):
             return "current limit must be 0 (pause) or 6000..80000 mA"
-        self.backend_ma = ma
+        self.claims[claim] = ma
         return None
+
+    def limit_name(self):
+        """What binds the offered current, for status/MQTT/log ("load management")."""
+        return LIMIT_NAMES[self.limited_by]
 
     def request_phases(self, n):
         if not self.cfg.phase_switch:
@@ -254,21 +271,27 @@ class Evse:
                 self.fault |= F_LOCKOUT
 
     def _allowed_ma(self):
-        cfg = self.cfg
-        a = cfg.max_ma
+        """The offer: the minimum of the configured maximum, the cable (ref §4), every
+        claim and the thermal derating (ref §6/§8); limited_by names the one that binds."""
+        a = self.cfg.max_ma
+        by = LIMIT_CONFIG
         if self._cable_ma and self._cable_ma < a:
             a = self._cable_ma
-        if self.backend_ma < a:
-            a = self.backend_ma
+            by = LIMIT_CABLE
+        c = self.claims
+        for i in range(N_CLAIMS):
+            if c[i] < a:
+                a = c[i]
+                by = i
         th = self._thermal
-        if th == 1:
-            a = max(a // 2, MIN_CURRENT_MA)
-        elif th == 2:
-            a = max(a // 4, MIN_CURRENT_MA)
-        elif th == 3:
-            a = 0
+        if th:
+            t = 0 if th == 3 else max(a // (2 if th == 1 else 4), MIN_CURRENT_MA)
+            if t < a:
+                a = t
+                by = LIMIT_THERMAL
         if a > MAX_CURRENT_MA:
             a = MAX_CURRENT_MA
+        self.limited_by = by
         return a
 
     def _thermal_update(self, t):
@@ -288,51 +311,68 @@ class Evse:
         elif t < _T_RESUME_DC:
             self._thermal = 0  # resume only well below the thresholds (hysteresis)
 
-    # --- the step -------------------------------------------------------------------
+    # --- the step: sample -> classify -> faults -> transitions -> outputs -------------
+    # Each handler is one rule of the standard (its section named); locals pass between
+    # them as ints and bools, so a step allocates nothing.
 
     def step(self, inp, now):
-        cfg = self.cfg
         out = self.outputs
         was_closed = out.contactor
-        drive_f = (out.pilot == PILOT_MINUS12)
+        drive_f = out.pilot == PILOT_MINUS12
+        if not drive_f:  # while we drive F ourselves the level says nothing
+            self._classify(inp, now)
+        self._residual_current(inp, now)
+        self._mirror_contact(inp, was_closed, now)
+        allowed = self._limits(inp, was_closed, now)
+        self._retry(now)
+        want_lock = self._lock(inp, drive_f, now)
+        self._start_rcd_test(was_closed, drive_f, now)
+        ready = self._ready(allowed, now)
+        pilot = self._pilot_mode(ready, now)
+        closed = self._contactor(inp, was_closed, pilot, now)
+        self._phase_switch(closed, was_closed, now)
+        self._set_outputs(pilot, closed, allowed, want_lock, drive_f, now)
+        return out
 
-        # 1. Pilot: classify unless we drive F ourselves (then the level says nothing).
-        if not drive_f:
-            prev = self.cp.state
-            cp = self.cp.update(inp.cp_high_mv, inp.cp_low_mv, out.pilot == PILOT_PWM)
-            if cp != prev:
-                if cp == ST_A:
-                    self._new_session()
-                elif (cp == ST_B or cp == ST_C or cp == ST_D) and (prev == ST_A or prev == ST_UNKNOWN):
-                    self._plugged(inp)
-            if self.cp.raw == ST_ERR:
-                self._bad_cp += 1
-                if self._bad_cp >= _CP_READING_SAMPLES:
-                    self._trip(F_CP_READING, now)
-            else:
-                self._bad_cp = 0
-            if cp == ST_E and self.cp.raw == ST_E:  # (a stale E after F needs a fresh sample)
-                self._trip(F_PILOT_SHORT, now)
-            if self.cp.diode_bad and out.pilot == PILOT_PWM:
-                self._trip(F_DIODE, now)
-            if cp == ST_D and not cfg.ventilation:
-                self.fault |= F_VENTILATION
-            else:
-                self.fault &= ~F_VENTILATION
-        cp = self.cp.state
-        ev_here = (cp == ST_B or cp == ST_C or cp == ST_D)
-        ev_wants = (cp == ST_C or (cp == ST_D and cfg.ventilation))
+    def _classify(self, inp, now):
+        """Pilot level -> state (ref §1: thresholds, debounce in iec61851), plug/unplug
+        edges, and the pilot faults: E (ref §1, §8), diode (ref §2), implausible CP,
+        D without ventilation (ref §1 state D)."""
+        prev = self.cp.state
+        pwm = self.outputs.pilot == PILOT_PWM
+        cp = self.cp.update(inp.cp_high_mv, inp.cp_low_mv, pwm)
+        if cp != prev:
+            if cp == ST_A:
+                self._new_session()
+            elif (cp == ST_B or cp == ST_C or cp == ST_D) and (prev == ST_A or prev == ST_UNKNOWN):
+                self._plugged(inp)
+        if self.cp.raw == ST_ERR:
+            self._bad_cp += 1
+            if self._bad_cp >= _CP_READING_SAMPLES:
+                self._trip(F_CP_READING, now)
+        else:
+            self._bad_cp = 0
+        if cp == ST_E and self.cp.raw == ST_E:  # (a stale E after F needs a fresh sample)
+            self._trip(F_PILOT_SHORT, now)
+        if self.cp.diode_bad and pwm:
+            self._trip(F_DIODE, now)
+        if cp == ST_D and not self.cfg.ventilation:
+            self.fault |= F_VENTILATION
+        else:
+            self.fault &= ~F_VENTILATION
 
-        # 2. Residual current: trips any time, except while our own self-test pulses it.
+    def _residual_current(self, inp, now):
+        """RCD (ref §5): a trip any time, except while our own self-test pulses it."""
         if self._rt == _RT_PULSE or self._rt == _RT_CLEAR:
             self._rcd_selftest(inp, now)
         elif inp.rcd_trip:
             self._trip(F_RCD_TRIP, now)
-            if cfg.rcd_fitted:
+            if self.cfg.rcd_fitted:
                 self._rt = _RT_NEEDED  # prove the RCD again before the next close
 
-        # 3. Mirror contact: welded (closed while open commanded) or not closing. Current
-        # flowing with the contactor open says "welded" too, mirror contact or not.
+    def _mirror_contact(self, inp, was_closed, now):
+        """Welded or not closing (ref §6): the mirror contact disagrees for 1 s, or current
+        flows with the contactor open (welded, mirror contact or not)."""
         fb = inp.contactor_fb
         flowing = not was_closed and inp.current_ma >= _OPEN_CURRENT_MA
         if (fb >= 0 and (fb == 1) != was_closed) or flowing:
@@ -348,17 +388,19 @@ class Evse:
         else:
             self._mirror_timing = False
 
-        # 4. Temperature and over-current.
+    def _limits(self, inp, was_closed, now):
+        """Thermal stop (ref §6/§8), the current to offer, the EV's 5 s to follow a lower
+        offer (ref §2) and over-current (ref §8). Returns the current allowed (mA)."""
         self._thermal_update(inp.temp_dc)
         if self._thermal == 3:
             self.fault |= F_OVERTEMP
         elif self._thermal == 0:
             self.fault &= ~F_OVERTEMP
         allowed = self._allowed_ma()
-        if allowed < out.allowed_ma and was_closed:
-            # The EV gets a grace time to follow a lower limit (ref §2).
-            if not self._grace or out.allowed_ma > self._grace_ref_ma:
-                self._grace_ref_ma = out.allowed_ma
+        prev = self.outputs.allowed_ma
+        if allowed < prev and was_closed:
+            if not self._grace or prev > self._grace_ref_ma:
+                self._grace_ref_ma = prev
             self._grace = True
             self._grace_until = now
         if self._grace and ticks_diff(now, self._grace_until) >= _GRACE_MS:
@@ -367,9 +409,11 @@ class Evse:
             self._overcurrent(inp.current_ma, allowed, now)
         else:
             self._oc_timing = False
+        return allowed
 
-        # 5. Retry: auto-clearing faults go away 60 s (retry_ms) after the last one.
-        if self.fault & _RETRY_FAULTS and ticks_diff(now, self._retry_at) >= cfg.retry_ms:
+    def _retry(self, now):
+        """Auto-clearing faults go away retry_ms (ref §8: 60 s) after the last one."""
+        if self.fault & _RETRY_FAULTS and ticks_diff(now, self._retry_at) >= self.cfg.retry_ms:
             self.fault &= ~_RETRY_FAULTS
             # Coming out of F the classifier resumes from the state it held (so a retry
             # does not look like an unplug). F hid the pilot: the EV may have been swapped,
@@ -378,13 +422,19 @@ class Evse:
             self._bad_cp = 0
             self._retest_rcd()
 
-        # 6. Lock: locked while an EV is connected; unlock on A or 5 s into F.
+    def _lock(self, inp, drive_f, now):
+        """Socket lock (ref §8): locked while an EV is connected; unlocked in A or 5 s
+        into F; a lock that does not reach its position within 1 s is a fault.
+        Returns whether the lock should be engaged."""
+        cfg = self.cfg
+        out = self.outputs
         want_lock = False
         if cfg.lock_fitted:
             if drive_f:
                 want_lock = out.lock and ticks_diff(now, self._f_since) < _F_UNLOCK_MS
             else:
-                want_lock = ev_here
+                cp = self.cp.state
+                want_lock = cp == ST_B or cp == ST_C or cp == ST_D
             lfb = inp.lock_fb
             if lfb >= 0 and (lfb == 1) != out.lock:
                 if not self._lock_timing:
@@ -394,47 +444,62 @@ class Evse:
                     self.fault |= F_LOCK
             else:
                 self._lock_timing = False
-        lock_ok = not cfg.lock_fitted or (out.lock and inp.lock_fb != 0)
+        self._lock_ok = not cfg.lock_fitted or (out.lock and inp.lock_fb != 0)
+        return want_lock
 
-        # 7. Start the RCD self-test at boot and for each session before its first close.
-        # (An EV in a sample taken this step: while and right after F the held state
-        # and the last sample are stale.)
-        ev_seen = ev_here and not drive_f and ST_B <= self.cp.raw <= ST_D
+    def _start_rcd_test(self, was_closed, drive_f, now):
+        """RCD self-test (ref §5, §8) at boot and for each session before its first close,
+        once faults have cleared. It needs an EV in a sample taken this step: while and
+        right after F the held state and the last sample are stale."""
+        ev_seen = not drive_f and ST_B <= self.cp.state <= ST_D and ST_B <= self.cp.raw <= ST_D
         if (self._rt == _RT_NEEDED and not was_closed and (ev_seen or self._boot_test)
-                and not (self.fault & _DRIVE_F_FAULTS)):  # after a fault: once it cleared
+                and not (self.fault & _DRIVE_F_FAULTS)):
             self._rt = _RT_PULSE
             self._rt_since = now
             self._boot_test = False
-        rcd_ok = self._rt == _RT_PASSED
 
-        # 8. Ready to offer power (x2)?
+    def _ready(self, allowed, now):
+        """x2, ready to supply (ref §1 B2/C2): enabled, authorized, at least 6 A to offer
+        (ref §2), RCD proven, no phase switch pending, no fault, no minimum off time
+        running (ref §8 wear). A resume after charging arms the wake-up (ref §8)."""
+        cfg = self.cfg
         if self._close_blocked and ticks_diff(now, self._no_close_before) >= 0:
             self._close_blocked = False
-        switching = self._phases_target != out.phases
         ready = (self.enabled and (self.authorized or not cfg.require_auth)
-                 and allowed >= MIN_CURRENT_MA and rcd_ok and not switching
+                 and allowed >= MIN_CURRENT_MA and self._rt == _RT_PASSED
+                 and self._phases_target == self.outputs.phases
                  and not self.fault and not self._close_blocked)
-        if ready and not self._was_ready and cp == ST_B and self._charged:
-            self._wake_armed = True  # a resume: the car may need waking (ref §8)
+        if ready and not self._was_ready and self.cp.state == ST_B and self._charged:
+            self._wake_armed = True
             self._b2_since = now
         self._was_ready = ready
+        return ready
 
-        # 9. Pilot mode.
-        pilot = PILOT_PLUS12
+    def _pilot_mode(self, ready, now):
+        """F for a fault (ref §1 state F), PWM when ready with an EV (ref §2), steady
+        +12 V otherwise; the wake-up sequence (ref §8, EVerest A.5.3) overrides PWM."""
+        cp = self.cp.state
         if self.fault & _DRIVE_F_FAULTS:
-            pilot = PILOT_MINUS12
-        elif ready and ev_here:
-            pilot = PILOT_PWM
+            return PILOT_MINUS12
+        if ready and (cp == ST_B or cp == ST_C or cp == ST_D):
             self._wake(cp, now)
             if self._wake_stage == 1:
-                pilot = PILOT_MINUS12
-            elif self._wake_stage == 2:
-                pilot = PILOT_PLUS12
-        else:
-            self._wake_stage = 0
+                return PILOT_MINUS12
+            if self._wake_stage == 2:
+                return PILOT_PLUS12
+            return PILOT_PWM
+        self._wake_stage = 0
+        return PILOT_PLUS12
 
-        # 10. Contactor.
-        if ev_wants and not self.fault and self.cp.diode_ok and lock_ok:
+    def _contactor(self, inp, was_closed, pilot, now):
+        """Close only in C (or D with ventilation) held 100 ms, PWM on, diode seen, RCD
+        proven, lock engaged and no current flowing (ref §3, §8; DESIGN rule 1). Open at
+        once when the EV leaves C/D or a fault comes (ref §3: 100 ms); after PWM off
+        (soft stop) give the EV 6 s to go to B first (ref §3 seq. 10.2)."""
+        cp = self.cp.state
+        ev_wants = cp == ST_C or (cp == ST_D and self.cfg.ventilation)
+        rcd_ok = self._rt == _RT_PASSED
+        if ev_wants and not self.fault and self.cp.diode_ok and self._lock_ok:
             if not self._c_timing:
                 self._c_timing = True
                 self._c_since = now
@@ -443,7 +508,6 @@ class Evse:
         if was_closed:
             closed = ev_wants and not self.fault and rcd_ok and not self.cp.diode_bad
             if closed and pilot != PILOT_PWM:
-                # Soft stop: PWM off, give the EV 6 s to go to B (ref §3 seq. 10.2).
                 if not self._stopping:
                     self._stopping = True
                     self._stop_since = now
@@ -461,15 +525,22 @@ class Evse:
         elif closed and not was_closed:
             self._charged = True
             self._wake_armed = False
+        return closed
 
-        # 11. Phase switch only once the contactor has been open for a whole step.
-        if switching and not closed and not was_closed:
+    def _phase_switch(self, closed, was_closed, now):
+        """1p/3p (ref §8): switch only once the contactor has been open a whole step, then
+        keep it open for the phase-switch off time."""
+        out = self.outputs
+        if self._phases_target != out.phases and not closed and not was_closed:
             out.phases = self._phases_target
             self._phase_switches += 1
             if self._charged:
                 self._block_close(now, _PHASE_OFF_MS)
 
-        # 12. Outputs, all set in one place.
+    def _set_outputs(self, pilot, closed, allowed, want_lock, drive_f, now):
+        """Every output set in one place; duty from the offer (ref §2)."""
+        out = self.outputs
+        cp = self.cp.state
         if pilot == PILOT_MINUS12 and not drive_f:
             self._f_since = now
         out.pilot = pilot
@@ -477,20 +548,19 @@ class Evse:
             1000 if pilot == PILOT_PLUS12 else 0)
         out.contactor = closed
         out.charging = closed
-        if cfg.lock_fitted:
+        if self.cfg.lock_fitted:
             out.lock = want_lock or closed  # never unlock under load
         out.rcd_test = self._rt == _RT_PULSE
         out.fault = self.fault
         out.allowed_ma = allowed if allowed >= MIN_CURRENT_MA else 0
         if pilot == PILOT_MINUS12:
             out.state = "F"
-        elif ev_here:
+        elif cp == ST_B or cp == ST_C or cp == ST_D:
             out.state = _STATE_NAMES[cp * 2 - 1 + (1 if pilot == PILOT_PWM else 0)]
         elif cp == ST_E or cp == ST_ERR:
             out.state = "E"
         else:
             out.state = "A"
-        return out
 
     def _retest_rcd(self):
         if self._rt == _RT_PASSED and self.cfg.rcd_fitted:

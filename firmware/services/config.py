@@ -16,7 +16,7 @@ _LIST = const(8)  # list of len(default) ints, each lo..hi
 _SECRET = const(1)
 
 # key, kind, lo, hi, default, flags  -- adding a key is one line here, and its help
-# text one line in firmware/config_help.py (same order; loaded by describe() only).
+# text one line in firmware/services/config_help.py (same order; loaded by describe() only).
 SCHEMA = (
     ("id", _ID, 1, 24, "wb1", 0),
     ("board", _STR, 0, 24, "", 0),
@@ -90,8 +90,8 @@ def _row(key):
 
 
 def helps():
-    """Help text per SCHEMA row (same order), from firmware/config_help.py."""
-    from firmware.config_help import HELP
+    """Help text per SCHEMA row (same order), from firmware/services/config_help.py."""
+    from firmware.services.config_help import HELP
     return HELP.split("\n")
 
 

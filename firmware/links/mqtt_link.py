@@ -1,15 +1,15 @@
 # The backend link: MQTT topics of ../shared/reference/mqtt.md §6/§7 on top of
-# firmware/mqtt.py. One asyncio task; it only reads runtime state and calls the
-# command API (firmware/commands.py), so nothing here runs in the control tick.
+# firmware/links/mqtt_client.py. One asyncio task; it only reads runtime state and calls the
+# command API (firmware/links/commands.py), so nothing here runs in the control tick.
 # Topics, payloads and the reconnect gate are documented in docs/mqtt.md.
 import asyncio
 import json
 import time
 from micropython import const
 
-from firmware import evse as E
-from firmware.commands import Commands
-from firmware.mqtt import MQTTClient
+from firmware.core import evse as E
+from firmware.links.commands import Commands
+from firmware.links.mqtt_client import MQTTClient
 
 _POLL_MS = const(250)  # change detection / timers
 _REPUBLISH_MS = const(25000)  # state/enabled re-sent: evcc `timeout: 90s` never fires
@@ -17,7 +17,6 @@ _OUTBOX_SCAN_MS = const(30000)  # outbox re-read even without a hint
 _CHARGING_TELE_MS = const(5000)  # telemetry while the contactor is closed (evcc polls 30 s)
 _MAX_PAYLOAD = const(64)  # a command payload longer than this is rejected unread
 _OUTBOX_BATCH = const(4)
-STATES = ("A", "B1", "B2", "C1", "C2", "D1", "D2", "E", "F")
 
 
 def fmt_a(ma):
@@ -71,6 +70,7 @@ class Link:
         self._pset = b + "/set/"
         self._pcmd = b + "/cmd/"
         self.ha = cfg.get("ha_discovery")
+        self.ha_components = []  # f(add, base) per feature: its HA entities (ha_discovery.py)
         self.ha_prefix = cfg.get("ha_prefix")
         self.t_ha_status = self.ha_prefix + "/status"
         self.tls = cfg.get("mqtt_tls")
@@ -213,7 +213,7 @@ class Link:
         self._dirty = True
 
     def command(self, kind, name, payload):
-        """(req, ok, value|error). Validation is in firmware/commands.py."""
+        """(req, ok, value|error). Validation is in firmware/links/commands.py."""
         if len(payload) > _MAX_PAYLOAD:
             return None, False, "payload too long (max %d bytes)" % _MAX_PAYLOAD
         try:
@@ -357,72 +357,15 @@ class Link:
             self._sids.add(sid)
 
     def discovery(self):
-        """Device-based HA discovery (reference/mqtt.md §6/§7, checked with ha_check)."""
-        i = self.id
-        b = self.base
-        ent = "wallbox_" + i
-        cmps = {}
-
-        def add(key, p, name, uid, **kw):
-            kw["p"] = p
-            kw["name"] = name
-            kw["def_ent_id"] = "%s.%s_%s" % (p, ent, key)
-            kw["uniq_id"] = "%s_%s" % (i, uid)
-            cmps[key] = kw
-
-        tele = b + "/telemetry"
-        st = b + "/state"
-        js = b + "/json/status"
-        add("state", "sensor", "State", "state", dev_cla="enum", ops=list(STATES), stat_t=st)
-        add("power", "sensor", "Power", "p", dev_cla="power", stat_cla="measurement",
-            unit_of_meas="W", stat_t=tele, val_tpl="{{value_json.power_w}}")
-        add("energy", "sensor", "Energy", "e", dev_cla="energy", stat_cla="total_increasing",
-            unit_of_meas="kWh", stat_t=tele, val_tpl="{{value_json.energy_kwh}}")
-        add("session_energy", "sensor", "Session energy", "se", dev_cla="energy",
-            stat_cla="total_increasing", unit_of_meas="Wh", stat_t=tele,
-            val_tpl="{{value_json.session_wh}}")
-        add("session_time", "sensor", "Session time", "ss", dev_cla="duration",
-            stat_cla="measurement", unit_of_meas="s", stat_t=tele,
-            val_tpl="{{value_json.session_s}}")
-        add("temperature", "sensor", "Temperature", "temp", dev_cla="temperature",
-            stat_cla="measurement", unit_of_meas="°C", stat_t=tele,
-            val_tpl="{{value_json.temp_c}}")
-        for n in (1, 2, 3):
-            add("current_l%d" % n, "sensor", "Current L%d" % n, "i%d" % n, dev_cla="current",
-                stat_cla="measurement", unit_of_meas="A", stat_t=tele,
-                val_tpl="{{value_json.currents_a[%d]}}" % (n - 1))
-            add("voltage_l%d" % n, "sensor", "Voltage L%d" % n, "u%d" % n, dev_cla="voltage",
-                stat_cla="measurement", unit_of_meas="V", stat_t=tele,
-                val_tpl="{{value_json.voltages_v[%d]}}" % (n - 1), ent_cat="diagnostic")
-        add("plug", "binary_sensor", "Plug", "plug", dev_cla="plug", stat_t=st,
-            val_tpl="{{'ON' if value[:1] in ['B','C','D'] else 'OFF'}}")
-        add("charging", "binary_sensor", "Charging", "chg", dev_cla="battery_charging",
-            stat_t=st, val_tpl="{{'ON' if value in ['C2','D2'] else 'OFF'}}")
-        add("problem", "binary_sensor", "Problem", "err", dev_cla="problem", stat_t=st,
-            val_tpl="{{'ON' if value[:1] in ['E','F'] else 'OFF'}}",
-            json_attr_t=js, json_attr_tpl="{{ {'faults': value_json.faults} | tojson }}")
-        add("enable", "switch", "Charging enabled", "en", cmd_t=b + "/set/enable",
-            stat_t=b + "/enabled", pl_on="true", pl_off="false", stat_on="true",
-            stat_off="false")
-        add("current_limit", "number", "Current limit", "cur", dev_cla="current",
-            unit_of_meas="A", min=6, max=self.rt.config.get("max_current_a"), step=0.1,
-            mode="box", cmd_t=b + "/set/current", stat_t=b + "/current_limit")
-        if self.rt.config.get("phase_switch"):
-            add("phases", "select", "Phases", "ph", ops=["1", "3"], cmd_t=b + "/set/phases",
-                stat_t=b + "/phases")
-        else:
-            add("phases", "sensor", "Phases", "ph", stat_t=b + "/phases")
-        add("reset_fault", "button", "Reset fault", "rst", ent_cat="config",
-            cmd_t=b + "/cmd/reset_fault", pl_prs="{}")
-        if self.rt.config.get("require_auth"):
-            add("authorize", "button", "Authorize", "auth", cmd_t=b + "/cmd/authorize",
-                pl_prs="{}")
-        fw = _fw()
-        return json.dumps({
-            "dev": {"ids": [ent], "name": "Wallbox " + i, "mf": "open-wallbox",
-                    "mdl": getattr(self.rt, "board_name", "wallbox"), "sw": fw},
-            "o": {"name": "open-wallbox-fw", "sw": fw},
-            "avty_t": self.t_status, "qos": 1, "cmps": cmps})
+        """The HA discovery payload (firmware/links/ha_discovery.py: imported on use and
+        dropped after, its tables cost no heap between connects)."""
+        from firmware.links import ha_discovery
+        try:
+            return ha_discovery.payload(self)
+        finally:
+            del ha_discovery
+            import sys
+            sys.modules.pop("firmware.links.ha_discovery", None)
 
     # ---- the task ----
 
@@ -501,5 +444,5 @@ def _d1(mv):
 
 
 def _fw():
-    from firmware.runtime import VERSION
+    from firmware.services.runtime import VERSION
     return VERSION

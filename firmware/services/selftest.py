@@ -7,7 +7,7 @@ import asyncio
 import time
 from micropython import const
 
-from firmware.service import ConsoleError
+from firmware.technician.service import ConsoleError
 
 _PILOT_OFF = const(0)
 _PILOT_PLUS12 = const(1)

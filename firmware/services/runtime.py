@@ -13,7 +13,7 @@ import sys
 import time
 from micropython import const
 
-from firmware import evse as E
+from firmware.core import evse as E
 
 VERSION = "0.3.0"
 _RESTART_MS = const(1000)
@@ -105,7 +105,7 @@ class Runtime:
         self._seen_closes = 0
         self._seen_opens = 0
         self._ct_ma = hw.current.ma if hw.current is not None else None
-        self.link = None  # the backend link, when configured (firmware/link.py)
+        self.link = None  # the backend link, when configured (firmware/links/mqtt_link.py)
         self.tasks = {}
         self.stopped = False
         self.hold = False  # console self-test owns the outputs (state A only, bounded)

@@ -1,7 +1,7 @@
 # The technician's console: an asyncio task on the serial REPL port (in the manner of
 # micropython-lib's aiorepl, written here: it is not installable). It runs
 #   - a friendly line REPL: one line is evaluated in a namespace holding help(),
-#     status(), selftest() ... (firmware/service.py); results are printed, errors
+#     status(), selftest() ... (firmware/technician/service.py); results are printed, errors
 #     shown without killing anything; Ctrl-C cancels the line, Ctrl-D leaves
 #     (safe mode only), Ctrl-A enters
 #   - the raw REPL that mpremote speaks: Ctrl-A, code, Ctrl-D -> "OK", output, \x04,
@@ -19,8 +19,8 @@ try:
 except ImportError:  # pragma: no cover
     micropython = None
 
-from firmware import service
-from firmware.service import ConsoleError
+from firmware.technician import service
+from firmware.technician.service import ConsoleError
 
 PROMPT = "wb> "
 _LINE_MAX = 240
@@ -101,7 +101,7 @@ class Console:
     def _namespace(self):
         svc = self.svc
         cmds = svc.cmds
-        from firmware import selftest as st
+        from firmware.services import selftest as st
 
         def current(amps):
             ok, v = cmds.set_current(amps)
