@@ -13,6 +13,7 @@ SDM120 = {0x00: 229.4, 0x06: 7.3, 0x0C: 1675.0, 0x48: 88.25}
 
 SETUP = """
 import machine, asyncio
+machine.reset()  # the fakes' registry would keep every UART of a long hypothesis run alive
 from sdm_sim import Sdm
 from hal.meter import SdmMeter
 from hal.modbus import ModbusRtu, crc16
