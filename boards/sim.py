@@ -9,6 +9,7 @@ def build(hw):
     from hal import sim
 
     w = sim.World()
+    _initial_world(w)
     hw.world = w
     hw.pilot = sim.SimPilot(w)
     hw.pp = sim.SimProximity(w)
@@ -33,3 +34,17 @@ def tasks(rt, opts):
     from hal import simctl
 
     return (("simctl", lambda: simctl.serve(rt, port)),)
+
+
+def _initial_world(w):
+    """WALLBOX_SIM_WORLD='{"button": true}': the world as it is at power-on (before main()
+    looks at the button), for the bench's boot-time tests (SimBench(world=...))."""
+    import os
+    init = os.getenv("WALLBOX_SIM_WORLD")
+    if not init:
+        return
+    import json
+    for k, v in json.loads(init).items():
+        err = w.set(k, v)
+        if err:
+            print("WALLBOX_SIM_WORLD:", err)

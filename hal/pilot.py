@@ -4,7 +4,8 @@
 # stage inverts). A divider brings CP into the ADC range:
 #     V_adc = AT0 + (AT12 - AT0) * V_cp / 12 V          (iec61851.md section 7)
 # with AT0 = ADC mV at CP 0 V and AT12 = ADC mV at CP +12 V, the board's two
-# calibration points. sample() reads the ADC for at least one PWM period; the
+# calibration points. sample() reads the ADC for at least one PWM period (by the
+# clock, not by a read count: a fast host reads 2000 samples in under 1 ms); the
 # high level is the mean of the top few readings, the low level the mean of the
 # bottom few (esp32-evse scheme). Conversion, all integers, floor division:
 #     adc_mv = mean * num // den      (read_u16: num=ADC_FS_MV, den=65535;
@@ -21,7 +22,7 @@ from firmware.core.consts import PILOT_OFF, PILOT_PLUS12, PILOT_PWM, PILOT_MINUS
 _PWM_HZ = const(1000)
 _U16 = const(65535)
 _BIG = const(0x3FFFFFFF)  # largest small int on 32-bit ports
-_MAX_READS = const(2000)  # hard bound on one sample() call
+_MAX_WINDOW_FACTOR = const(4)  # hard bound on one sample() call: 4 windows of time
 
 
 def duty_u16(duty_pm, invert):
@@ -103,8 +104,9 @@ class Pilot:
             bot[j] = _BIG
         kl = k - 1
         n = 0
+        win = self._window_us
         t0 = time.ticks_us()
-        while n < _MAX_READS:
+        while True:
             v = read()
             if n < nbuf:
                 buf[n] = v
@@ -121,7 +123,10 @@ class Pilot:
                     bot[j] = bot[j - 1]
                     j -= 1
                 bot[j] = v
-            if n >= nbuf and time.ticks_diff(time.ticks_us(), t0) >= self._window_us:
+            # Stop on time: at least one PWM period and nbuf readings, whatever the
+            # ADC's speed; a slow ADC ends after _MAX_WINDOW_FACTOR windows anyway.
+            el = time.ticks_diff(time.ticks_us(), t0)
+            if el >= win and (n >= nbuf or el >= _MAX_WINDOW_FACTOR * win):
                 break
         self.n_read = n
         hs = 0

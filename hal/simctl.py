@@ -37,6 +37,7 @@ def _world_dict(w):
         "rcd_fault": w.rcd_fault, "welded": w.welded, "temp_dc": w.temp_dc,
         "pilot": w.pilot, "duty_pm": w.duty_pm, "contactor": w.contactor, "phases": w.phases,
         "lock": w.lock, "rcd_test": w.rcd_test, "energy_wh": w.energy_mwh // 1000,
+        "button": w.button,
         "wdt_feeds": w.wdt_feeds, "wdt_max_gap_us": w.wdt_max_gap_us,
         "wdt_age_us": time.ticks_diff(time.ticks_us(), w.wdt_last_us) if w.wdt_feeds else -1,
     }

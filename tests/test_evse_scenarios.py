@@ -518,3 +518,34 @@ result = [f, pulses, R(p)]
     f, pulses, end = r
     assert "overcurrent" in f["fault"]
     assert pulses == 0 and end["state"] == "A"
+
+
+def test_ten_pauses_of_a_car_that_keeps_drawing_are_soft_stops(mp):
+    """A pause (claim 0, or an offer below 6 A) is a soft stop (ref §3 seq. 10.2): the car
+    that stays in C still drawing what it last had gets the 6 s to follow; no over-current,
+    no trip, so ten pauses in 15 min never reach the lockout (ref §8)."""
+    r = sc(mp, """
+p = S.charged_plant({'min_off_ms': 0})
+log = []
+for i in range(10):
+    c = i % 2  # the backend's pause, or load management's (solar surplus gone)
+    p.evse.set_claim_ma(c, 0)
+    p.current_ma = 1500 if i < 5 else 16000          # a little, then all it last had
+    t_open = p.until(lambda o: not o.contactor, 10000)
+    s = R(p)
+    p.evse.set_claim_ma(c, 16000); p.current_ma = 0
+    t_close = p.until(lambda o: o.contactor, 10000)
+    log.append([t_open, s['fault'], s['reason'], t_close, p.evse._ntrips])
+more = S.charged_plant({'min_off_ms': 0})
+more.evse.set_claim_ma(0, 0)
+more.current_ma = 24100   # paused from 16 A, drawing 1.5 x the last offer: hard
+o = more.tick()
+result = [log, R(p), [o.contactor, E.fault_names(o.fault)]]
+""")
+    log, end, hard = r
+    for i, (t_open, fault, reason, t_close, ntrips) in enumerate(log):
+        assert t_open > 0, (i, log)
+        assert 5990 <= t_open <= 6020 and fault == [] and reason == "stopped"
+        assert t_close > 0 and ntrips == 0
+    assert end["fault"] == [] and end["contactor"]
+    assert hard == [False, ["overcurrent"]]  # above what the car was last allowed

@@ -55,26 +55,46 @@ def _session(b, charge_s):
 
 
 def bench_latency(progress):
+    """Every fault kind N times. A schedule that landed late is retaken (counted); a kind
+    that cannot finish is recorded with its error and the others still run; a sibling
+    process records the host's own scheduling gaps over the same window, so each kind
+    also reports its figures without the samples that fell in a host stall."""
+    import hoststall
     res = {}
-    with SimBench(config=latency.BENCH_CONFIG) as b:
+    with SimBench(config=latency.BENCH_CONFIG) as b, hoststall.HostStalls() as hs:
+        t_start = time.monotonic_ns()
         b.set(**latency.BENCH_WORLD)
         b.reset_stats()
         for kind in KIND_ORDER:
             t0 = time.time()
-            xs = latency.measure(b, kind, N_LATENCY, progress)
-            res[kind] = latency.summary(xs)
-            progress("%-11s n=%d p50 %.1f p99 %.1f max %.1f ms (%.0f s)" % (
-                kind, len(xs), res[kind]["p50_ms"], res[kind]["p99_ms"], res[kind]["max_ms"],
-                time.time() - t0))
-            b.cmd("reset_faults")
-            b.set(**{"plugged": False, "load_ma": -1, "temp_dc": 250, "rcd_fault": False,
-                     "cp_short": False, "diode": True, "ev_state": ""})
-            b.wait_state("A", timeout=10)
-        allx = max(v["max_ms"] for v in res.values())
+            try:
+                xs = latency.measure(b, kind, N_LATENCY, progress, stalls=hs)
+                res[kind] = latency.summary(xs)
+                progress("%-11s n=%d p50 %.1f p99 %.1f max %.1f ms; %d late retaken, %d in a "
+                         "host stall (%.0f s)" % (
+                             kind, len(xs), res[kind]["p50_ms"], res[kind]["p99_ms"],
+                             res[kind]["max_ms"], xs.late, res[kind]["in_host_stall"],
+                             time.time() - t0))
+            except Exception as ex:  # report it, measure the other kinds
+                res[kind] = {"n": 0, "error": repr(ex)[-300:]}
+                progress("%s: FAILED %r" % (kind, ex))
+            try:
+                b.cmd("reset_faults")
+                b.set(**{"plugged": False, "load_ma": -1, "temp_dc": 250, "rcd_fault": False,
+                         "cp_short": False, "diode": True, "ev_state": ""})
+                b.wait_state("A", timeout=10)
+            except Exception as ex:
+                progress("reset after %s failed: %r" % (kind, ex))
+        done = [v for k, v in res.items() if v.get("n")]
+        allx = max(v["max_ms"] for v in done) if done else None
+        clean = [v["without_host_stall"]["max_ms"] for v in done
+                 if v.get("without_host_stall", {}).get("n")]
         res["all_max_ms"] = allx
+        res["all_max_without_host_stall_ms"] = max(clean) if clean else None
         res["loop_during_latency_runs"] = _jitter(b.stats())
+        res["host_stalls"] = hs.summary(t_start, time.monotonic_ns())
         res["target"] = "max < 20 ms (IEC 61851-1 limit 100 ms)"
-        res["target_met"] = allx < 20
+        res["target_met"] = allx is not None and allx < 20 and len(done) == len(KIND_ORDER)
     return res
 
 

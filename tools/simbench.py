@@ -51,7 +51,7 @@ def _micropython():
 
 class SimBench:
     def __init__(self, data_dir=None, config=None, heapsize=None, console=False,
-                 extra_args=(), start=True, env=None, romfs=None):
+                 extra_args=(), start=True, env=None, romfs=None, world=None):
         self._own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="wallbox-sim-")
         self.config = dict(config or {})
@@ -59,6 +59,9 @@ class SimBench:
         self.console = console
         self.extra_args = list(extra_args)
         self.env = env
+        # world: sim inputs as they are at power-on, e.g. {"button": True} to hold the
+        # button from boot (boards/sim.py reads them before main() looks at the button)
+        self.world = dict(world or {})
         # romfs: a ROMFS image of the device code (tools/romfs.py); the firmware then boots
         # through tools/romboot.py, which keeps the image outside the GC heap (like a board's
         # flash) and imports main from it, instead of running the source tree's main.py
@@ -92,6 +95,10 @@ class SimBench:
         env["MICROPYPATH"] = ROOT + ":.frozen"
         if self.romfs:
             env["WALLBOX_ROMFS"] = os.path.abspath(self.romfs)
+        if self.world:
+            env["WALLBOX_SIM_WORLD"] = json.dumps(self.world)
+        else:
+            env.pop("WALLBOX_SIM_WORLD", None)
         if self.env:
             env.update(self.env)
         self._log = open(self.log_path, "ab")

@@ -169,6 +169,7 @@ class Evse:
         self._grace_ref_ma = 0
         self._oc_since = 0
         self._oc_timing = False
+        self._offer_ma = 0  # the last offer >= 6 A while closed (over-current reference)
         self._mirror_since = 0
         self._mirror_timing = False
         self._lock_since = 0
@@ -590,6 +591,15 @@ class Evse:
             self._trip(F_RCD_TEST, now)
 
     def _overcurrent(self, ma, allowed, now):
+        """Over-current (ref §8) against what the car was last allowed: during the 5 s
+        grace after a lower offer (ref §2) and through a pause or stop (offer < 6 A: PWM
+        off, the EV has 6 s to go to B, ref §3 seq. 10.2) the reference stays the last
+        offer, so a car still drawing while it follows is never a fault (nor a lockout
+        count); only a draw above that offer, or above the cable, is over-current."""
+        if allowed >= MIN_CURRENT_MA:
+            self._offer_ma = allowed
+        else:
+            allowed = self._offer_ma  # pause/stop: the car may draw what it last had
         ref = allowed
         if self._grace and self._grace_ref_ma > ref:
             ref = self._grace_ref_ma
