@@ -126,6 +126,29 @@ def main(argv=None):
     return rt
 
 
+# Optional features: (module, config key that turns it on). A feature is imported only when
+# its key is set, so an unconfigured one costs no heap (the 96 KB and RP2040 images rely on
+# this). The module has start(rt) -> [(name, factory)], and may put an object with a
+# status() method in rt.features[name] (status() shows it). A missing module (a build that
+# left it out, a port without socket) is reported and skipped, never a crash.
+FEATURES = (
+)
+
+
+def _feature_tasks(rt):
+    out = []
+    for mod, key in FEATURES:
+        if not rt.config.get(key):
+            continue
+        try:
+            m = __import__(mod, None, None, ("start",))
+            out.extend(m.start(rt))
+        except ImportError as ex:
+            print("%s not available in this build (%s): %s stays off" % (mod, ex, key))
+            rt.store.event("feature_missing", mod, 0)
+    return out
+
+
 def _board_tasks(rt, opts):
     """Tasks the board itself brings (boards/sim.py: the sim bench's control channel)."""
     fn = getattr(rt.board, "tasks", None)
@@ -135,6 +158,7 @@ def _board_tasks(rt, opts):
 async def _run(rt, opts):
     extra = []
     extra.extend(_board_tasks(rt, opts))
+    extra.extend(_feature_tasks(rt))
     if rt.config.get("mqtt_host"):
         try:
             from firmware.links import mqtt_link as link

@@ -105,6 +105,7 @@ class Runtime:
         self._seen_closes = 0
         self._seen_opens = 0
         self._ct_ma = hw.current.ma if hw.current is not None else None
+        self.features = {}  # name -> object with status(): optional features (app.FEATURES)
         self.link = None  # the backend link, when configured (firmware/links/mqtt_link.py)
         self.tasks = {}
         self.stopped = False
@@ -447,7 +448,7 @@ class Runtime:
         rcd = "none"
         if hw.rcd is not None:
             rcd = "tripped" if hw.rcd.tripped() else "ok"
-        return {
+        st = {
             "state": o.state, "enabled": e.enabled, "authorized": e.authorized,
             "allowed_a": o.allowed_ma / 1000, "limit_a": e.backend_ma / 1000,
             "duty_pm": o.duty_pm, "contactor": o.contactor, "phases": o.phases,
@@ -460,3 +461,6 @@ class Runtime:
             "link": self.link.status() if self.link is not None else "off",
             "mem_free": gc.mem_free(),
         }
+        for name, f in self.features.items():  # optional features (firmware/app.py FEATURES)
+            st[name] = f.status()
+        return st
