@@ -315,3 +315,27 @@ def test_wbctl_console_interactive(bench):
     finally:
         os.close(fd)
     assert bench.alive() and bench.stats()["ticks"] > 0
+
+
+def test_console_and_wbctl_reject_negative_and_loose_values(bench):
+    """Strict input (issue 12): the console's current() and set(), and wbctl's config set,
+    go through the one validation path: a negative or loose number is an error, nothing changed."""
+    b = bench
+    with b.terminal() as t:
+        assert "current limit 10" in t.command("current(10)")
+        lim = b.status()["limit_a"]
+        for line in ("current(-0.01)", "current('-0')", "current(-0.0)", "current('0.04')",
+                     "current('1_0')", "current(float('nan'))"):
+            out = t.command(line)
+            assert out.startswith("error: current") or "error: current" in out, (line, out)
+        assert b.status()["limit_a"] == lim == 10
+        cfg0 = config(b)
+        for line in ("set('fallback_current_a', -0.0)", "set('fallback_timeout_s', '-0')",
+                     "set('telemetry_s', '+5')", "set('fallback_timeout_s', -1)"):
+            out = t.command(line)
+            assert "error: " in out and "(nothing changed)" in out, (line, out)
+        assert config(b) == cfg0
+        assert "current limit 16" in t.command("current(16)")
+    r = wbctl(b.console_path, "config", "set", "fallback_timeout_s", "-0")
+    assert r.returncode == 2 and "negative values not allowed" in r.stderr
+    assert config(b) == cfg0

@@ -277,7 +277,14 @@ BAD = [("set/current", b"abc"), ("set/current", b"5"), ("set/current", b"17"), (
        ("set/current", b'{"value": [16]}'), ("set/enable", b"maybe"), ("set/enable", b"2"),
        ("set/enable", b""), ("set/enable", b"{}"), ("set/phases", b"2"), ("set/phases", b"3.0"),
        ("set/phases", b'{"value": 3.0}'), ("set/phases", b'{"value": true}'),
-       ("set/voltage", b"230"), ("cmd/reboot", b"{}"), ("cmd/status", b'{"req": 5}')]
+       ("set/voltage", b"230"), ("cmd/reboot", b"{}"), ("cmd/status", b'{"req": 5}'),
+       # strict input (issue 12): negatives, values that would round to a pause, lax JSON,
+       # invalid UTF-8 (surrogate, overlong)
+       ("set/current", b"-0.01"), ("set/current", b"-0"), ("set/current", b"0.04"),
+       ("set/current", b'{"value": -0.01}'), ("set/current", b'{"value": 10,}'),
+       ("set/current", b'{"value": 10, "value": 12}'), ("set/current", b'{"value": NaN}'),
+       ("set/current", b"\xed\xa0\x80"), ("set/current", b"1\xc0\xaf"),
+       ("cmd/status", b'{"req": "\\ud800"}'), ("set/enable", b'{"value": true,}')]
 
 
 def _snapshot(b):

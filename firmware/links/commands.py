@@ -1,6 +1,8 @@
 # The one command API: the console, the MQTT link and the sim harness all go through
 # it, so every entry point validates the same way. Each call returns (True, value) or
 # (False, "what is wrong and what is allowed") and changes nothing on error.
+from micropython import const
+
 from firmware.core import evse as E
 
 _TRUE = ("true", "1", "on", "yes")
@@ -12,7 +14,7 @@ def parse_bool(v):
     if v is True or v is False:
         return v
     if isinstance(v, (bytes, bytearray)):
-        v = v.decode()
+        v = utf8(v)
     if isinstance(v, str):
         t = v.strip().lower()
         if t in _TRUE:
@@ -22,30 +24,43 @@ def parse_bool(v):
     return None
 
 
-def parse_amps_ma(v):
-    """mA from 16, 16.0, "10.5", b"6" (A, at most 0.1 A resolution); None if not a number."""
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, (bytes, bytearray)):
-        try:
-            v = v.decode()
-        except Exception:
-            return None
-    if isinstance(v, str):
-        t = v.strip()
-        if not t or len(t) > 12:
-            return None
-        try:
-            v = float(t) if ("." in t or "e" in t or "E" in t) else int(t)
-        except ValueError:
-            return None
-    if isinstance(v, int):
-        return v * 1000
-    if isinstance(v, float):
+def parse_nonneg(v, what="value"):
+    """(number, None) or (None, error) for anything a wallbox is set to (current, power,
+    time): an int (not a bool), a finite float, or text/bytes that are exactly one RFC 8259
+    number ("16", "10.5", "1e1"; not "+5", "0x10", "1_0", "nan", " 1 2"). Negative numbers,
+    -0 included, are rejected: `-0.01` must not round to 0 and pause."""
+    if isinstance(v, (bytes, bytearray, str)):
+        t = (v.encode() if isinstance(v, str) else bytes(v)).strip()
+        n = _number(t)
+        if n is None:
+            return None, "%s must be a number, e.g. 16 or 10.5" % what
+        if t[:1] == b"-":
+            return None, "%s must not be negative" % what
+        return n, None
+    if type(v) is int:
+        return (None, "%s must not be negative" % what) if v < 0 else (v, None)
+    if type(v) is float:
         if v != v or v in (float("inf"), float("-inf")):
-            return None
-        return int(round(v * 10)) * 100
-    return None
+            return None, "%s must be a finite number" % what
+        if v < 0 or ("%r" % v)[0] == "-":  # -0.0 too
+            return None, "%s must not be negative" % what
+        return v, None
+    return None, "%s must be a number, e.g. 16 or 10.5" % what
+
+
+def _milli(n):
+    """n (int/float, >= 0) * 1000 as an int, saturated far above any real setting."""
+    if n > 1000000:
+        return 1000000000
+    return n * 1000 if type(n) is int else int(round(n * 1000))
+
+
+def parse_amps_ma(v):
+    """mA from 16, 16.0, "10.5", b"6" (A, rounded to 0.1 A); None if not a number >= 0."""
+    n, err = parse_nonneg(v)
+    if err:
+        return None
+    return (_milli(n) + 50) // 100 * 100
 
 
 class Commands:
@@ -55,13 +70,16 @@ class Commands:
     def set_current(self, amps):
         """Backend/user current limit in A: 0 pauses, else 6..max_current_a."""
         rt = self.rt
-        ma = parse_amps_ma(amps)
+        n, err = parse_nonneg(amps, "current")
         top = rt.config.get("max_current_a")
-        if ma is None:
-            return False, "current must be a number of amps, e.g. 16 or 10.5"
-        if ma != 0 and not (6000 <= ma <= top * 1000):
+        if err:
+            return False, err + ": 0 (pause) or 6..%d A" % top
+        raw = _milli(n)
+        # only an exact 0 pauses: 0.04 A is out of range, not a pause
+        if raw != 0 and not (6000 <= raw <= top * 1000):
             return False, "current %s A out of range: 0 (pause) or 6..%d A" % (
-                _fmt_a(ma), top)
+                _fmt_a(raw), top)
+        ma = (raw + 50) // 100 * 100  # 0.1 A resolution
         err = rt.evse.set_backend_limit_ma(ma)
         if err:
             return False, err
@@ -113,4 +131,316 @@ class Commands:
 
 
 def _fmt_a(ma):
-    return "%d.%d" % (ma // 1000, abs(ma) % 1000 // 100) if ma >= 0 else "%.1f" % (ma / 1000)
+    if ma >= 1000000000:
+        return "> 1000000"
+    f = ma % 1000
+    if not f:
+        return "%d" % (ma // 1000)
+    return ("%d.%03d" % (ma // 1000, f)).rstrip("0")
+
+
+# ---- strict input: the one parser for every entry point ----------------------------
+# MicroPython's json and bytes.decode are lax (measured on the unix port: trailing commas,
+# duplicate keys, `[1 2]`, `01`, lone surrogates, overlong UTF-8 all pass), so the text is
+# checked here: UTF-8 by RFC 3629 §3-4, JSON by RFC 8259 (no NaN/Infinity, no duplicate keys).
+
+_JSON_DEPTH = const(8)
+_WS = b" \t\n\r"
+
+
+class InputError(ValueError):
+    pass
+
+
+def utf8(b):
+    """str from bytes that are valid UTF-8 (RFC 3629: no overlong forms, no surrogates,
+    nothing above U+10FFFF), else None. A str is checked the same way (its UTF-8 bytes)."""
+    if isinstance(b, str):
+        b = b.encode()
+    n = len(b)
+    i = 0
+    while i < n:
+        c = b[i]
+        if c < 0x80:
+            i += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            k, lo, hi = 1, 0x80, 0xBF
+        elif 0xE0 <= c <= 0xEF:
+            k = 2
+            lo = 0xA0 if c == 0xE0 else 0x80  # E0 80..9F: overlong
+            hi = 0x9F if c == 0xED else 0xBF  # ED A0..BF: surrogates
+        elif 0xF0 <= c <= 0xF4:
+            k = 3
+            lo = 0x90 if c == 0xF0 else 0x80
+            hi = 0x8F if c == 0xF4 else 0xBF  # F4 90..: above U+10FFFF
+        else:  # C0, C1 (overlong), F5..FF, a lone continuation byte
+            return None
+        if i + k >= n:
+            return None  # truncated sequence
+        if not lo <= b[i + 1] <= hi:
+            return None
+        for j in range(i + 2, i + k + 1):
+            if not 0x80 <= b[j] <= 0xBF:
+                return None
+        i += k + 1
+    try:
+        return bytes(b).decode()
+    except Exception:
+        return None
+
+
+def _num_end(b, i):
+    """End index of an RFC 8259 number at b[i] (a '-' included), or -1."""
+    n = len(b)
+    j = i
+    if j < n and b[j] == 0x2D:  # '-'
+        j += 1
+    if j >= n or not 0x30 <= b[j] <= 0x39:
+        return -1
+    if b[j] == 0x30:
+        j += 1  # no leading zeros: "01" is not a number
+    else:
+        while j < n and 0x30 <= b[j] <= 0x39:
+            j += 1
+    if j < n and b[j] == 0x2E:  # '.'
+        j += 1
+        k = j
+        while j < n and 0x30 <= b[j] <= 0x39:
+            j += 1
+        if j == k:
+            return -1
+    if j < n and b[j] in b"eE":
+        j += 1
+        if j < n and b[j] in b"+-":
+            j += 1
+        k = j
+        while j < n and 0x30 <= b[j] <= 0x39:
+            j += 1
+        if j == k:
+            return -1
+    return j
+
+
+def _number(t):
+    """int or finite float from bytes/str that are exactly one RFC 8259 number, else None."""
+    if isinstance(t, str):
+        t = t.encode()
+    if not t or len(t) > 16 or _num_end(t, 0) != len(t):
+        return None
+    s = bytes(t).decode()
+    if b"." in t or b"e" in t or b"E" in t:
+        v = float(s)
+        if v in (float("inf"), float("-inf")):
+            return None  # 1e400
+        return v
+    return int(s)
+
+
+class _Json:
+    # Recursive descent over validated UTF-8 bytes (MicroPython str indexing is O(n)).
+    def __init__(self, b):
+        self.b = b
+        self.i = 0
+
+    def err(self, what):
+        raise InputError("invalid JSON at byte %d: %s" % (self.i, what))
+
+    def ws(self):
+        b = self.b
+        while self.i < len(b) and b[self.i] in _WS:
+            self.i += 1
+
+    def value(self, depth):
+        self.ws()
+        b = self.b
+        if self.i >= len(b):
+            self.err("value expected")
+        c = b[self.i]
+        if c == 0x7B:  # {
+            return self.obj(depth + 1)
+        if c == 0x5B:  # [
+            return self.arr(depth + 1)
+        if c == 0x22:  # "
+            return self.string()
+        for word, v in ((b"true", True), (b"false", False), (b"null", None)):
+            if b[self.i:self.i + len(word)] == word:
+                self.i += len(word)
+                return v
+        j = _num_end(b, self.i)
+        if j < 0:
+            self.err("value expected (NaN, Infinity, 01, .5 are not JSON)")
+        v = _number(b[self.i:j])
+        if v is None:
+            self.err("number out of range")
+        self.i = j
+        return v
+
+    def obj(self, depth):
+        if depth > _JSON_DEPTH:
+            self.err("nested too deep")
+        self.i += 1
+        d = {}
+        self.ws()
+        if self.i < len(self.b) and self.b[self.i] == 0x7D:
+            self.i += 1
+            return d
+        while True:
+            self.ws()
+            if self.i >= len(self.b) or self.b[self.i] != 0x22:
+                self.err("key string expected (no trailing comma)")
+            k = self.string()
+            if k in d:
+                self.err("duplicate key %r" % k)
+            self.ws()
+            if self.i >= len(self.b) or self.b[self.i] != 0x3A:
+                self.err("':' expected")
+            self.i += 1
+            d[k] = self.value(depth)
+            self.ws()
+            c = self.b[self.i] if self.i < len(self.b) else 0
+            self.i += 1
+            if c == 0x7D:
+                return d
+            if c != 0x2C:
+                self.i -= 1
+                self.err("',' or '}' expected")
+
+    def arr(self, depth):
+        if depth > _JSON_DEPTH:
+            self.err("nested too deep")
+        self.i += 1
+        a = []
+        self.ws()
+        if self.i < len(self.b) and self.b[self.i] == 0x5D:
+            self.i += 1
+            return a
+        while True:
+            a.append(self.value(depth))
+            self.ws()
+            c = self.b[self.i] if self.i < len(self.b) else 0
+            self.i += 1
+            if c == 0x5D:
+                return a
+            if c != 0x2C:
+                self.i -= 1
+                self.err("',' or ']' expected")
+            self.ws()
+            if self.i < len(self.b) and self.b[self.i] == 0x5D:
+                self.err("trailing comma")
+
+    def string(self):
+        b = self.b
+        self.i += 1
+        out = []
+        start = self.i
+        while True:
+            if self.i >= len(b):
+                self.err("unterminated string")
+            c = b[self.i]
+            if c == 0x22:
+                out.append(bytes(b[start:self.i]).decode())
+                self.i += 1
+                return "".join(out)
+            if c < 0x20:
+                self.err("control character in string")
+            if c != 0x5C:
+                self.i += 1
+                continue
+            out.append(bytes(b[start:self.i]).decode())
+            self.i += 1
+            e = b[self.i] if self.i < len(b) else 0
+            self.i += 1
+            k = b'"\\/bfnrt'.find(bytes((e,)))
+            if k >= 0:
+                out.append('"\\/\b\f\n\r\t'[k])
+            elif e == 0x75:  # \uXXXX, a surrogate only as a pair
+                u = self.hex4()
+                if 0xDC00 <= u <= 0xDFFF:
+                    self.err("lone surrogate")
+                if 0xD800 <= u <= 0xDBFF:
+                    if b[self.i:self.i + 2] != b"\\u":
+                        self.err("lone surrogate")
+                    self.i += 2
+                    lo = self.hex4()
+                    if not 0xDC00 <= lo <= 0xDFFF:
+                        self.err("lone surrogate")
+                    u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00)
+                if u == 0:
+                    self.err("\\u0000 not allowed")
+                out.append(chr(u))
+            else:
+                self.i -= 1
+                self.err("bad escape")
+            start = self.i
+
+    def hex4(self):
+        h = self.b[self.i:self.i + 4]
+        if len(h) != 4 or any(c not in b"0123456789abcdefABCDEF" for c in h):
+            self.err("\\u needs 4 hex digits")
+        self.i += 4
+        return int(bytes(h).decode(), 16)
+
+
+def json_strict(data):
+    """(value, None) or (None, error) from bytes/str that are exactly one JSON text
+    (RFC 8259) in valid UTF-8: no trailing commas, NaN, Infinity, duplicate keys,
+    leading zeros, lone surrogates, control characters in strings, depth <= 8."""
+    if isinstance(data, str):
+        data = data.encode()
+    if utf8(data) is None:
+        return None, "not valid UTF-8 text"
+    p = _Json(data)
+    try:
+        v = p.value(0)
+        p.ws()
+        if p.i != len(data):
+            p.err("extra data after the value")
+        return v, None
+    except InputError as e:
+        return None, str(e)
+    except (ValueError, IndexError, MemoryError, RuntimeError) as e:  # RuntimeError: recursion
+        return None, "invalid JSON: %s" % type(e).__name__
+
+
+def text_ok(s, max_len=64):
+    """None if s is a str of at most max_len chars with no control characters, else why."""
+    if type(s) is not str:
+        return "must be text"
+    if len(s) > max_len:
+        return "text longer than %d chars" % max_len
+    for c in s:
+        if c < " " or c == "\x7f":
+            return "control character %r not allowed" % c
+    return None
+
+
+def parse_payload(payload, max_len=64):
+    """(req, value, None) or (req, None, error): the one reading of a command payload for
+    MQTT, the web page and OCPP. The payload (bytes/str) must be valid UTF-8 of at most
+    max_len bytes; either plain text (the value is that text, stripped, no control
+    characters) or a strict JSON object {"value": <any JSON>, "req": "<id <= 32 chars>"}
+    (both optional, no other keys). Values are then checked by the command that takes them."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    if len(payload) > max_len:
+        return None, None, "payload too long (max %d bytes)" % max_len
+    text = utf8(payload)
+    if text is None:
+        return None, None, "payload must be valid UTF-8 text"
+    text = text.strip()
+    if not text.startswith("{"):
+        err = text_ok(text, max_len)
+        return None, (None if err else text), (("payload: " + err) if err else None)
+    obj, err = json_strict(text)
+    if err:
+        return None, None, "payload: " + err
+    if type(obj) is not dict:
+        return None, None, "payload: not a JSON object"
+    req = obj.get("req")
+    if req is not None and (text_ok(req, 32) is not None):
+        return None, None, "req must be a string of at most 32 chars"
+    for k in obj:
+        if k != "req" and k != "value":
+            return req, None, "payload: unknown key %r (allowed: value, req)" % k
+    return req, obj.get("value"), None

@@ -8,7 +8,7 @@ import time
 from micropython import const
 
 from firmware.core import evse as E
-from firmware.links.commands import Commands
+from firmware.links.commands import Commands, parse_payload
 from firmware.links.mqtt_client import MQTTClient
 
 _POLL_MS = const(250)  # change detection / timers
@@ -214,25 +214,9 @@ class Link:
 
     def command(self, kind, name, payload):
         """(req, ok, value|error). Validation is in firmware/links/commands.py."""
-        if len(payload) > _MAX_PAYLOAD:
-            return None, False, "payload too long (max %d bytes)" % _MAX_PAYLOAD
-        try:
-            text = bytes(payload).decode().strip()
-        except Exception:
-            return None, False, "payload must be UTF-8 text"
-        req = None
-        val = text
-        if text.startswith("{"):
-            try:
-                obj = json.loads(text)
-            except Exception:
-                obj = None
-            if type(obj) is not dict:
-                return None, False, "payload: not a JSON object"
-            req = obj.get("req")
-            if req is not None and (type(req) is not str or len(req) > 32):
-                return None, False, "req must be a string of at most 32 chars"
-            val = obj.get("value")
+        req, val, err = parse_payload(payload, _MAX_PAYLOAD)
+        if err:
+            return req, False, err
         c = self.cmds
         if kind == "set":
             if val is None:

@@ -81,6 +81,26 @@ def _as_int(key, v):
     return None, "%s: expected int, got %s" % (key, _tname(v))
 
 
+def _negative(v):
+    """True for a negative number, -0.0 included (a list: any element)."""
+    if type(v) in (list, tuple):
+        return any(_negative(x) for x in v)
+    if type(v) is int:
+        return v < 0
+    return type(v) is float and (v < 0 or ("%r" % v)[0] == "-")
+
+
+def _int_text(t):
+    """int from text that is exactly [-]digits (no '+', '_', '0x', spaces inside), else None."""
+    d = t[1:] if t[:1] == "-" else t
+    if not d or len(d) > 18:
+        return None
+    for c in d:
+        if not "0" <= c <= "9":
+            return None
+    return int(t)
+
+
 def _row(key):
     """The SCHEMA row of `key`, or None (a scan: no index dict kept in RAM)."""
     for r in SCHEMA:
@@ -105,6 +125,8 @@ def check(key, v):
         if type(v) is bool:
             return v, None
         return None, "%s: expected true or false, got %s" % (key, _tname(v))
+    if kind in (_INT, _INT0, _LIST) and lo >= 0 and _negative(v):
+        return None, "%s: negative values not allowed" % key
     if kind in (_INT, _INT0):
         v, err = _as_int(key, v)
         if err:
@@ -174,10 +196,13 @@ def parse(key, text):
         parts = t.strip("[]()").split(",") if kind == _LIST else [t]
         vals = []
         for p in parts:
-            try:
-                vals.append(int(p.strip()))
-            except ValueError:
-                return None, "%s: %r is not an integer" % (key, p.strip())
+            p = p.strip()
+            i = _int_text(p)
+            if i is None:
+                return None, "%s: %r is not an integer" % (key, p)
+            if p[:1] == "-" and type(r[2]) is int and r[2] >= 0:
+                return None, "%s: negative values not allowed" % key
+            vals.append(i)
         return check(key, vals if kind == _LIST else vals[0])
     return check(key, text)  # strings keep their spaces
 
