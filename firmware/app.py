@@ -132,6 +132,7 @@ def main(argv=None):
 # status() method in rt.features[name] (status() shows it). A missing module (a build that
 # left it out, a port without socket) is reported and skipped, never a crash.
 FEATURES = (
+    ("firmware.links.ocpp", "ocpp_url"),
 )
 
 

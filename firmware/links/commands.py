@@ -97,8 +97,15 @@ class Commands:
         rt.note_command()
         return True, b
 
-    def authorize(self):
+    def authorize(self, id_tag=None):
+        """Authorize the next charge; with an idTag (RFID, console) and OCPP configured, the
+        tag goes to OCPP (Authorize, local list/cache) and starts or stops its transaction."""
         rt = self.rt
+        if id_tag is not None:
+            ocpp = rt.features.get("ocpp")
+            if ocpp is None:
+                return False, "an idTag needs OCPP (ocpp_url); authorize() without one"
+            return ocpp.present_tag(id_tag)
         if not rt.config.get("require_auth"):
             return True, "authorization not required on this wallbox"
         rt.evse.authorize()

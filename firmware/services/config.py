@@ -53,6 +53,12 @@ SCHEMA = (
     ("ha_discovery", _BOOL, 0, 0, True, 0),
     ("ha_prefix", _TOPIC, 1, 64, "homeassistant", 0),
     ("telemetry_s", _INT, 1, 3600, 10, 0),
+    # --- ocpp ---
+    ("ocpp_url", _STR, 0, 200, "", 0),
+    ("ocpp_id", _ID, 0, 48, "", 0),
+    ("ocpp_password", _STR0, 16, 40, "", _SECRET),
+    ("ocpp_ca", _STR, 0, 64, "", 0),
+    ("ocpp_timeout_s", _INT, 2, 120, 30, 0),
 )
 
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"

@@ -35,5 +35,10 @@ HELP = (
     "topic base, '' = wallbox/<id>\n"
     "publish Home Assistant discovery\n"
     "Home Assistant discovery prefix\n"
-    "telemetry interval (s)"
+    "telemetry interval (s)\n"
+    "OCPP 1.6J CSMS, ws://host:port/path or wss://...; '' = OCPP off\n"
+    "OCPP charge point id (appended to the URL), '' = <id>\n"
+    "OCPP basic-auth password (AuthorizationKey, security profile 1/2)\n"
+    "CA certificate file for wss://, '' = not verified\n"
+    "OCPP: seconds to wait for a CSMS answer"
 )
