@@ -43,6 +43,13 @@ SPEC = {  # key: (default, valid samples, invalid samples) from the brief
     "ha_discovery": (True, [False], [None]),
     "ha_prefix": ("homeassistant", ["homeassistant", "ha"], ["", "ha/#"]),
     "telemetry_s": (10, [1, 3600], [0, 3601]),
+    # --- ocpp ---
+    "ocpp_url": ("", ["", "ws://csms.example:8180/steve/websocket/CentralSystemService"],
+                 ["x" * 201, "caf\u00e9"]),
+    "ocpp_id": ("", ["", "CP-0001"], ["a b", "x" * 49]),
+    "ocpp_password": ("", ["", "0123456789abcdef"], ["short", "x" * 41]),
+    "ocpp_ca": ("", ["", "/ca.der"], [0]),
+    "ocpp_timeout_s": (30, [2, 120], [1, 121]),
 }
 
 PRELUDE = """

@@ -54,7 +54,7 @@ class CallError(Exception):
     """An incoming CALL gets [4, id, code, description, {}] (OCPP-J §4.2.3)."""
 
     def __init__(self, code, text):
-        Exception.__init__(self, text)
+        super().__init__(text)
         self.code = code
         self.text = text
 
