@@ -33,7 +33,7 @@ mosquitto:
 
 mpy: $(STAMP)
 	@rm -rf build && mkdir -p build
-	@set -e; n=0; for f in $$(find $(DEVICE_DIRS) -name '*.py' | sort) main.py; do \
+	@set -e; n=0; for f in $$(find $(DEVICE_DIRS) -name '*.py' | sort) loader.py main.py; do \
 	  mkdir -p build/$$(dirname $$f); \
 	  $(MPY) -o build/$${f%.py}.mpy $$f || { echo "mpy-cross failed: $$f"; exit 1; }; \
 	  n=$$((n+1)); done; echo "mpy: compiled $$n device modules into build/"

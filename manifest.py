@@ -23,4 +23,5 @@ include("$(PORT_DIR)/boards/manifest.py")  # the port's own frozen modules (asyn
 package("firmware", opt=3)
 package("hal", opt=3)
 package("boards", opt=3)
+module("loader.py", opt=3)  # the A/B boot loader (docs/ota.md)
 module("main.py", opt=3)

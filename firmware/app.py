@@ -133,6 +133,7 @@ def main(argv=None):
 # left it out, a port without socket) is reported and skipped, never a crash.
 FEATURES = (
     ("firmware.links.ocpp", "ocpp_url"),
+    ("firmware.links.ota_mqtt", "ota"),  # signed A/B updates (docs/ota.md)
 )
 
 

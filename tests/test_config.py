@@ -50,6 +50,9 @@ SPEC = {  # key: (default, valid samples, invalid samples) from the brief
     "ocpp_password": ("", ["", "0123456789abcdef"], ["short", "x" * 41]),
     "ocpp_ca": ("", ["", "/ca.der"], [0]),
     "ocpp_timeout_s": (30, [2, 120], [1, 121]),
+    # --- ota ---
+    "ota": (True, [False], [None]),
+    "ota_healthy_s": (60, [1, 3600], [0, 3601]),
 }
 
 PRELUDE = """

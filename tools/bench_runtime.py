@@ -169,6 +169,7 @@ def _mpy_tree():
         if os.path.isdir(src):
             shutil.copytree(src, os.path.join(d, name))
     shutil.copy(os.path.join(simbench.ROOT, "main.py"), d)
+    shutil.copy(os.path.join(build, "loader.mpy"), d)  # the boot loader, compiled like the rest
     return d
 
 

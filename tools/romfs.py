@@ -25,7 +25,7 @@ def _mpy_cross():
 
 
 def device_files(exclude=()):
-    """Relative paths of the device modules (sorted), main.py last."""
+    """Relative paths of the device modules (sorted), loader.py and main.py last."""
     out = []
     for d in DEVICE_DIRS:
         for base, dirs, files in os.walk(os.path.join(ROOT, d)):
@@ -35,7 +35,7 @@ def device_files(exclude=()):
                     rel = os.path.relpath(os.path.join(base, f), ROOT)
                     if rel not in exclude:
                         out.append(rel)
-    return out + ["main.py"]
+    return out + ["loader.py", "main.py"]  # the boot loader (docs/ota.md), then main
 
 
 def build(out_path, mpy_args=(), exclude=()):

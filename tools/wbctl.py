@@ -94,7 +94,7 @@ def _board_error(out):
 # --- deploy ---------------------------------------------------------------------------
 
 def device_files():
-    """(local source path, path on the board) for every device module and main.py."""
+    """(local source path, path on the board) for every device module, loader.py, main.py."""
     out = []
     for d in DEVICE_DIRS:
         for dirpath, _, files in os.walk(os.path.join(ROOT, d)):
@@ -103,6 +103,7 @@ def device_files():
                     src = os.path.join(dirpath, f)
                     out.append((src, os.path.relpath(src, ROOT)))
     out.sort(key=lambda x: x[1])
+    out.append((os.path.join(ROOT, "loader.py"), "loader.py"))  # A/B boot loader (docs/ota.md)
     out.append((os.path.join(ROOT, "main.py"), "main.py"))
     return out
 

@@ -71,6 +71,8 @@ class Link:
         self._pcmd = b + "/cmd/"
         self.ha = cfg.get("ha_discovery")
         self.ha_components = []  # f(add, base) per feature: its HA entities (ha_discovery.py)
+        self.cmd_hooks = {}  # cmd/<name> -> f(payload) -> (req, ok, value|error): a feature's
+        # own commands, validated by the feature (firmware/links/ota_mqtt.py: update, rollback)
         self.ha_prefix = cfg.get("ha_prefix")
         self.t_ha_status = self.ha_prefix + "/status"
         self.tls = cfg.get("mqtt_tls")
@@ -198,7 +200,12 @@ class Link:
         else:
             return
         short = topic[len(self.base) + 1:]
-        req, ok, val = self.command(topic[len(self.base) + 1:len(self.base) + 4], name, payload)
+        hook = self.cmd_hooks.get(name) if topic.startswith(self._pcmd) else None
+        if hook is not None:
+            req, ok, val = hook(payload)
+        else:
+            req, ok, val = self.command(topic[len(self.base) + 1:len(self.base) + 4], name,
+                                        payload)
         if ok:
             self.commands += 1
         else:

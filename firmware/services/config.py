@@ -59,6 +59,9 @@ SCHEMA = (
     ("ocpp_password", _STR0, 16, 40, "", _SECRET),
     ("ocpp_ca", _STR, 0, 64, "", 0),
     ("ocpp_timeout_s", _INT, 2, 120, 30, 0),
+    # --- ota ---
+    ("ota", _BOOL, 0, 0, True, 0),
+    ("ota_healthy_s", _INT, 1, 3600, 60, 0),
 )
 
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"

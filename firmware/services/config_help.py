@@ -40,5 +40,8 @@ HELP = (
     "OCPP charge point id (appended to the URL), '' = <id>\n"
     "OCPP basic-auth password (AuthorizationKey, security profile 1/2)\n"
     "CA certificate file for wss://, '' = not verified\n"
-    "OCPP: seconds to wait for a CSMS answer"
+    "OCPP: seconds to wait for a CSMS answer\n"
+    # --- ota ---
+    "signed over-the-air updates (docs/ota.md)\n"
+    "a new version is kept after running healthy this long (s)"
 )

@@ -42,6 +42,7 @@ _HELP = """wallbox console: type a command and Enter; Ctrl-C cancels the line.
   reset_faults()         clear faults whose cause is gone
   factory_reset()        settings back to defaults (asks for a code)
   current(amps)          charging limit now (0 pauses); enable(True/False)
+  update(file_or_url, sha256=None)  signed firmware update; ota() its state; rollback()
 Safe to use while charging: unsafe calls are refused with the reason.%s"""
 
 _saved = None  # terminal attributes to restore
@@ -132,6 +133,10 @@ class Console:
             "current": current, "enable": enable, "data": svc.data, "exit": exit_,
             "rt": self.rt, "ConsoleError": ConsoleError, "asyncio": asyncio,
         }
+        for f in self.rt.features.values():  # a feature's console calls (ota: update, rollback)
+            fn = getattr(f, "console", None)
+            if fn is not None:
+                ns.update(fn(ConsoleError))
         return ns
 
     # --- evaluation -----------------------------------------------------------------

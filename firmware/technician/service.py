@@ -219,6 +219,8 @@ class Service:
                 r["sent"] = r["sid"] not in pend
         elif what == "faults":
             d = E.fault_names(rt.evse.outputs.fault)
+        elif what in rt.features:  # an optional feature's status (e.g. "ota")
+            d = rt.features[what].status()
         else:
             raise ConsoleError("data(what): one of status, config, log, sessions, faults")
         print(json.dumps(d))

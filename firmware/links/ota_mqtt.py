@@ -1,0 +1,144 @@
+# The OTA feature (firmware/app.py FEATURES, config `ota`): builds the update manager
+# (firmware/services/ota.py), gives it the HTTP client, and wires it to the MQTT link:
+#   <base>/cmd/update    {"url", "sha256"[, "version", "summary", "install": true, "req"]}
+#                        or "install" (Home Assistant's update entity: the offered release)
+#   <base>/cmd/rollback  {} : back to the previous slot
+#   <base>/ota/state     retained JSON: ota.status() (the HA update entity reads it)
+# Replies go to <base>/reply like every command (docs/mqtt.md). docs/ota.md has the rest.
+import asyncio
+import json
+from micropython import const
+
+from firmware.services.ota import Ota
+
+_MAX_PAYLOAD = const(600)
+_POLL_MS = const(250)
+_PROGRESS_MS = const(2000)  # progress is published at most this often
+
+
+def start(rt):
+    ota = Ota(rt)
+    rt.features["ota"] = ota
+    ota.url_opener = _open_url
+    return [("ota", ota.run), ("ota_mqtt", lambda: _attach(rt, ota))]
+
+
+async def _open_url(url, rt):
+    from firmware.links import ota_http
+    return await ota_http.open_url(url, rt)
+
+
+async def _attach(rt, ota):
+    await asyncio.sleep_ms(0)  # the app creates the link after the feature tasks
+    link = rt.link
+    if link is None or not hasattr(link, "cmd_hooks"):
+        return
+    m = OtaMqtt(link, ota)
+    await m.run()
+
+
+class OtaMqtt:
+    def __init__(self, link, ota):
+        self.link = link
+        self.ota = ota
+        self.t_state = link.base + "/ota/state"
+        link.cmd_hooks["update"] = self.cmd_update
+        link.cmd_hooks["rollback"] = self.cmd_rollback
+        link.ha_components.append(self.ha)
+        ota.on_change.append(self._changed)
+        self._dirty = True
+        self._was_connected = False
+        self._last_ms = 0
+
+    def _changed(self, ota):
+        self._dirty = True
+
+    async def run(self):
+        import time
+        c = self.link.client
+        while True:
+            await asyncio.sleep_ms(_POLL_MS)
+            if not c.connected:
+                self._was_connected = False
+                continue
+            now = time.ticks_ms()
+            running = self.ota.progress_pct is not None
+            if not self._was_connected or (self._dirty and (
+                    not running or time.ticks_diff(now, self._last_ms) >= _PROGRESS_MS)):
+                self._was_connected = True
+                self._dirty = False
+                self._last_ms = now
+                c.publish(self.t_state, json.dumps(self.ota.status()), 1, True)
+
+    # ---- commands: (req, ok, value|error), as Link.command ----
+
+    def _payload(self, payload):
+        if len(payload) > _MAX_PAYLOAD:
+            return None, "payload too long (max %d bytes)" % _MAX_PAYLOAD
+        try:
+            text = bytes(payload).decode().strip()
+        except Exception:
+            return None, "payload must be UTF-8 text"
+        if not text.startswith("{"):
+            return text, None
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            obj = None
+        if type(obj) is not dict:
+            return None, "payload: not a JSON object"
+        return obj, None
+
+    def cmd_update(self, payload):
+        obj, err = self._payload(payload)
+        if err:
+            return None, False, err
+        ota = self.ota
+        if obj == "install":  # HA's update entity: install what was offered
+            lt = ota.latest
+            if not lt or not lt.get("url"):
+                return None, False, "no release offered: send {url, sha256} first"
+            ok, v = ota.start_url(lt["url"], lt.get("sha256"), origin="mqtt")
+            return None, ok, v
+        if type(obj) is not dict:
+            return None, False, 'payload: {"url": ..., "sha256": ...} or "install"'
+        req = obj.get("req")
+        if req is not None and (type(req) is not str or len(req) > 32):
+            return None, False, "req must be a string of at most 32 chars"
+        url = obj.get("url")
+        sha = obj.get("sha256")
+        if type(url) is not str or len(url) > 400:
+            return req, False, "url missing (http:// or https://, at most 400 chars)"
+        if sha is None:
+            return req, False, "sha256 missing (64 hex digits of the whole bundle)"
+        if obj.get("install", True) is False:  # announce only: HA shows "update available"
+            ver = obj.get("version")
+            if type(ver) is not str or not ver or len(ver) > 24:
+                return req, False, "an offer needs a version (at most 24 chars)"
+            summ = obj.get("summary") or ""
+            ota.latest = {"version": ver, "summary": str(summ)[:120], "url": url,
+                          "sha256": sha}
+            self._dirty = True
+            return req, True, "offered %s" % ver
+        ok, v = ota.start_url(url, sha, origin="mqtt")
+        return req, ok, v
+
+    def cmd_rollback(self, payload):
+        obj, err = self._payload(payload)
+        if err:
+            return None, False, err
+        req = obj.get("req") if type(obj) is dict else None
+        ok, v = self.ota.rollback()
+        return req, ok, v
+
+    # ---- Home Assistant: an `update` entity (MQTT update platform) ----
+
+    def ha(self, add, base):
+        add("firmware", "update", "Firmware", "fw", dev_cla="firmware", ent_cat="config",
+            stat_t=self.t_state, cmd_t=base + "/cmd/update", pl_inst="install",
+            val_tpl="{{ {'installed_version': value_json.installed, "
+                    "'latest_version': value_json.latest, "
+                    "'title': 'open-wallbox firmware', "
+                    "'release_summary': value_json.summary, "
+                    "'in_progress': value_json.progress is not none, "
+                    "'update_percentage': value_json.progress} | tojson }}")
