@@ -8,6 +8,7 @@
     wbctl.py --port P sessions [-n 100] [--csv]    charging sessions (CSV for billing)
     wbctl.py --port P selftest                     exit status 1 if a check failed
     wbctl.py --port P console                      the technician console (Ctrl-] leaves)
+    wbctl.py --port P update BUNDLE                signed update (tools/release.py, docs/ota.md)
     wbctl.py --port A --port B deploy              compile, copy, verify; one row per board
     wbctl.py --ports-file boards.txt deploy        one port per line (# comments)
 
@@ -315,6 +316,49 @@ def cmd_console(args, b):
     return subprocess.call([b.mpremote, "connect", b.port, "resume", "repl"])
 
 
+def cmd_update(args, b):
+    """Copy a signed bundle to the board, start the update, follow it (docs/ota.md)."""
+    with open(args.bundle, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    try:
+        st = b.data("ota")
+    except BoardError as ex:
+        raise BoardError("no update support on the board (config ota off, or old firmware):"
+                         " %s" % ex)
+    remote = st["dir"] + "/incoming.wbu"
+    b.exec(_PREP % ([st["dir"]], [remote]))
+    t0 = time.time()
+    b.mpremote_run("fs", "cp", args.bundle, ":" + remote, timeout=max(args.timeout, 300))
+    print("copied %s (%d bytes) in %.1f s" % (args.bundle, os.path.getsize(args.bundle),
+                                             time.time() - t0))
+    sys.stdout.write(b.exec("update(%r, %r)" % (remote, digest)))
+    last = None
+    poll = Board(b.port, timeout=5)
+    deadline = time.time() + args.wait
+    while time.time() < deadline:
+        time.sleep(1)
+        try:
+            st = poll.data("ota")
+        except LinkError:
+            if last is None or last["state"] != "failed":
+                # it switched slots and reboots (the console goes away with it)
+                print("the board stopped answering: it reboots into the new version"
+                      " (trial until healthy; `wbctl status` once it is back)")
+                return 0
+            raise
+        line = "%s%s%s" % (st["state"], " %d %%" % st["progress"] if st["progress"] is not
+                           None else "", " (%s)" % st["waiting"] if st["waiting"] else "")
+        if last is None or line != last["line"]:
+            print("update: " + line)
+        st["line"] = line
+        last = st
+        if st["state"] == "failed":
+            print("update FAILED: %s" % st["error"])
+            return 1
+    print("update still %s after %d s (see `wbctl logs`)" % (last and last["state"], args.wait))
+    return 1
+
+
 def _ports(args):
     ports = list(args.port or [])
     if args.ports_file:
@@ -356,6 +400,9 @@ def main(argv=None):
     p.add_argument("--csv", action="store_true")
     sub.add_parser("selftest", help="RCD, contactor, CP, lock, meter (no EV connected)")
     sub.add_parser("console", help="the interactive technician console")
+    p = sub.add_parser("update", help="signed firmware update from a bundle (tools/release.py)")
+    p.add_argument("bundle")
+    p.add_argument("--wait", type=int, default=600, help="seconds to follow the update")
     args = ap.parse_args(argv)
     ports = _ports(args)
     if not ports:

@@ -238,6 +238,12 @@ class Ota:
                     ok, msg = await self._run(reader, sha, progress, origin)
                 finally:
                     _close(reader)
+                if kind == "file" and arg.startswith(self.dir + "/incoming") and \
+                        self.state != WAITING:
+                    try:
+                        os.remove(arg)  # wbctl update's copy: the slot has it now
+                    except OSError:
+                        pass
                 if not ok and self.state == WAITING:
                     continue  # interrupted by a session: retried when it ends
                 self.job = None
@@ -295,11 +301,8 @@ class Ota:
             return self._fail("install failed: %s" % _text(ex), progress)
         v = m["version"]
         self.latest = {"version": v, "summary": m.get("summary", "")}
-        self.pending = {"version": v, "boot": {
-            "slot": target, "version": v, "trial": True, "tries": 0, "arb": m["arb"],
-            "prev": {"slot": self.slot, "version": self.installed, "arb": b.get("arb", 0)},
-            "failed": b.get("failed") or [], "floor": b.get("floor", 0),
-            "keys": m.get("keys")}}
+        self.pending = {"version": v, "boot": trial_pointer(target, m, b, self.slot,
+                                                            self.installed)}
         self.progress_pct = None
         self._event("ota_installed", "%s into slot %s (%d ms, from %s)" % (
             v, target, time.ticks_diff(time.ticks_ms(), t0), origin))
@@ -336,7 +339,7 @@ class Ota:
         need = rt.config.get("ota_healthy_s") * 1000
         if self._healthy_since is not None and time.ticks_diff(now, self._healthy_since) >= need:
             self._mark_healthy()
-        elif time.ticks_diff(now, self._trial_start) >= 3 * need + 10000 and \
+        elif time.ticks_diff(now, self._trial_start) >= 2 * need + 3000 and \
                 not self._charging():
             # Not healthy in time: reboot; the loader counts the boot and rolls back after
             # loader.MAX_TRIAL_BOOTS of them.
@@ -426,6 +429,15 @@ class Ota:
         if rt.link is not None:
             rt.link.on_event(kind, detail[:60])
         print("ota: %s %s" % (kind, detail))
+
+
+def trial_pointer(target, m, boot, slot, installed):
+    """The boot pointer that starts manifest m's version in slot `target` on trial."""
+    return {"slot": target, "version": m["version"], "trial": True, "tries": 0,
+            "arb": m["arb"], "prev": {"slot": slot, "version": installed,
+                                      "arb": boot.get("arb", 0)},
+            "failed": boot.get("failed") or [], "floor": boot.get("floor", 0),
+            "keys": m.get("keys")}
 
 
 class _FileReader:
