@@ -136,6 +136,7 @@ class Ota:
         self._event("ota_request", "%s %s" % (job[4], job[1]))
         why = self._charging()
         if why:
+            self._event("ota_wait", why)
             self._set(WAITING, why)
             return True, "waiting for the session to end (%s)" % why
         self._set(WAITING, None)  # the ota task starts it within one poll

@@ -17,7 +17,8 @@ from firmware.services import ota_ed25519
 
 MAGIC = b"WBU1"
 FORMAT = const(1)
-CHUNK = const(512)  # bytes per read and per flash write
+CHUNK = const(512)  # bytes per read from the stream
+WRITE = const(2048)  # bytes per flash write (a few reads gathered)
 MAX_MANIFEST = const(12288)
 MAX_SIGS = const(1024)
 MAX_FILES = const(160)
@@ -186,7 +187,7 @@ class Installer:
         self.pos = 0
         self.total = 0
         self._h = hashlib.sha256() if sha256_hex else None
-        self._buf = bytearray(CHUNK)
+        self._buf = bytearray(WRITE)
 
     def _wrote(self):
         self.writes += 1
@@ -286,6 +287,7 @@ class Installer:
         self._wrote()
         made = set()
         buf = self._buf
+        mv = memoryview(buf)
         for p, n, want in m["files"]:
             d = self.slot_dir + "/" + p[:p.rfind("/")]
             if d not in made:
@@ -294,17 +296,26 @@ class Installer:
             h = hashlib.sha256()
             with open(self.slot_dir + "/" + p, "wb") as f:
                 left = n
+                fill = 0
                 while left:
-                    b = await self._read(CHUNK if left > CHUNK else left)
+                    want_n = WRITE - fill
+                    if want_n > CHUNK:
+                        want_n = CHUNK
+                    if want_n > left:
+                        want_n = left
+                    b = await self._read(want_n)
                     left -= len(b)
                     h.update(b)
-                    f.write(b)
-                    self._wrote()
+                    buf[fill:fill + len(b)] = b
+                    fill += len(b)
+                    if fill == WRITE or not left:
+                        f.write(mv[:fill])
+                        fill = 0
+                        self._wrote()
                     self._step("installing")
             if binascii.hexlify(h.digest()).decode() != want:
                 raise Rejected("%s: SHA-256 does not match the manifest (corrupted bundle)" % p)
             await asyncio.sleep_ms(0)
-        del buf
 
 
 def slot_bytes(path):
