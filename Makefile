@@ -13,9 +13,9 @@ STAMP  := $(VENV)/.installed
 DEVICE_DIRS := firmware hal boards
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup test sim bench mpy soak clean mosquitto ha-check
+.PHONY: setup test sim bench mpy soak clean mosquitto ha-check chromium
 
-setup: $(STAMP) mosquitto
+setup: $(STAMP) mosquitto chromium
 
 $(STAMP): requirements.txt
 	python3 -m venv $(VENV)
@@ -30,6 +30,15 @@ mosquitto:
 	    (apt-get install -y -q mosquitto >/dev/null 2>&1 || \
 	     (apt-get update -q >/dev/null && apt-get install -y -q mosquitto >/dev/null)); \
 	  else echo "mosquitto missing: run 'sudo apt-get install mosquitto'"; exit 1; fi; }
+
+# chromium + chromium-driver: the real browser of the web page tests (tests/test_web_browser.py).
+chromium:
+	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium + chromium-driver (apt-get)"; \
+	    (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null)); \
+	  else echo "chromium missing: run 'sudo apt-get install chromium chromium-driver'"; exit 1; fi; }
 
 mpy: $(STAMP)
 	@rm -rf build && mkdir -p build

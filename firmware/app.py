@@ -134,6 +134,7 @@ def main(argv=None):
 FEATURES = (
     ("firmware.links.ocpp", "ocpp_url"),
     ("firmware.links.ota_mqtt", "ota"),  # signed A/B updates (docs/ota.md)
+    ("firmware.links.web", "web_port"),
 )
 
 

@@ -62,6 +62,10 @@ SCHEMA = (
     # --- ota ---
     ("ota", _BOOL, 0, 0, True, 0),
     ("ota_healthy_s", _INT, 1, 3600, 60, 0),
+    # --- web ---
+    ("web_port", _INT, 0, 65535, 0, 0),
+    ("web_public_status", _BOOL, 0, 0, False, 0),
+    ("web_session_h", _INT, 1, 168, 12, 0),
 )
 
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"

@@ -43,5 +43,9 @@ HELP = (
     "OCPP: seconds to wait for a CSMS answer\n"
     # --- ota ---
     "signed over-the-air updates (docs/ota.md)\n"
-    "a new version is kept after running healthy this long (s)"
+    "a new version is kept after running healthy this long (s)\n"
+    # --- web ---
+    "web page port, 0 = off (80 on a board; docs/web.md)\n"
+    "show the live state on the web page without login\n"
+    "web login lasts this long (h)"
 )
