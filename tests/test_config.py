@@ -53,6 +53,10 @@ SPEC = {  # key: (default, valid samples, invalid samples) from the brief
     # --- ota ---
     "ota": (True, [False], [None]),
     "ota_healthy_s": (60, [1, 3600], [0, 3601]),
+    # --- web ---
+    "web_port": (0, [0, 80, 8080, 65535], [-1, 65536, "80", True, 8.5]),
+    "web_public_status": (False, [True, False], [1, "yes", None]),
+    "web_session_h": (12, [1, 168], [0, 169, "12"]),
 }
 
 PRELUDE = """
