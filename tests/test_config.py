@@ -57,6 +57,7 @@ SPEC = {  # key: (default, valid samples, invalid samples) from the brief
     "web_port": (0, [0, 80, 8080, 65535], [-1, 65536, "80", True, 8.5]),
     "web_public_status": (False, [True, False], [1, "yes", None]),
     "web_session_h": (12, [1, 168], [0, 169, "12"]),
+    "web_password": ("", ["", "s1$2000$00ff$" + "a" * 64], [None, 5, "x" * 101, "tab\there"]),
 }
 
 PRELUDE = """

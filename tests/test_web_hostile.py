@@ -255,6 +255,23 @@ def test_slowloris_holds_no_slot_for_long(box):
     still_charging(box)
 
 
+def test_password_cleared_at_the_console_asks_for_a_new_one(box):
+    b, p = box, box.web_port
+    first = setup_code(b)
+    st, _, body = request(p, "POST", "/api/config", {"web_password": "x"}, cookie=b.cookie,
+                          headers={"X-CSRF-Token": b.csrf})
+    assert st == 400  # not settable through the page's settings
+    b.config_set("web_password", "")  # what set('web_password', '') at the console does
+    assert request(p, "GET", "/api/state", cookie=b.cookie)[0] == 401  # everyone logged out
+    st, _, body = request(p, "GET", "/api/session")
+    assert json.loads(body)["password"] is False
+    code = setup_code(b)
+    assert code != first or b.log().count("setup code") >= 2
+    b.cookie = set_password(p, code, PASSWORD)
+    b.csrf = json.loads(request(p, "GET", "/api/session", cookie=b.cookie)[2])["csrf"]
+    still_charging(b)
+
+
 def test_brute_force_logins_are_rate_limited(box):
     p = box.web_port
     statuses = [request(p, "POST", "/api/login", {"password": "guess%d" % i})[0] for i in range(8)]

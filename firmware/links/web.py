@@ -73,7 +73,7 @@ class Web:
     def __init__(self, rt):
         self.rt = rt
         self.cmds = Commands(rt)
-        self.auth = Auth(rt.store, rt.config.get("web_session_h") * 3600)
+        self.auth = Auth(rt.config, rt.store, rt.config.get("web_session_h") * 3600)
         self.streams = []
         self.changes = 0  # bumped by watch() when state/contactor/fault/limit change
         self.app = md.Microdot()
@@ -164,6 +164,8 @@ class Web:
         hlp = C.helps()
         for i in range(len(C.SCHEMA)):
             r = C.SCHEMA[i]
+            if r[0] == "web_password":
+                continue  # set by the setup form; cleared at the console
             v = cfg.get(r[0])
             if type(v) is tuple:
                 v = ",".join(str(x) for x in v)
@@ -201,6 +203,7 @@ class Web:
 
         @app.get("/api/session")
         async def session(req):
+            web.auth.code_for()  # cleared at the console meanwhile: print a new code
             s = web.auth.session(web._token(req))
             return {"password": web.auth.has_password(), "user": s is not None,
                     "csrf": s[1] if s is not None else None,
@@ -281,6 +284,8 @@ class Web:
             if bad is not None:
                 return bad
             values = {}
+            if "web_password" in req.g.data:
+                return _err(400, "web_password: not here (clear it at the console to set a new one)")
             for k, text in req.g.data.items():
                 if type(text) is not str:
                     text = str(text)
@@ -335,7 +340,4 @@ def start(rt):
     """FEATURES entry (config web_port): the server task and the change watcher."""
     web = Web(rt)
     rt.features["web"] = web
-    if web.auth.setup_code:
-        print("web: no password yet. Open the page on port %d and give setup code %s"
-              % (web.http.port, web.auth.setup_code))
     return [("web", web.http.run), ("web_watch", web.watch)]

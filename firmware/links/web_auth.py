@@ -1,7 +1,8 @@
 # Who may use the web page (docs/web.md "Security"). No default password: until the owner
-# sets one, the console prints a one-time setup code at boot and the first visit must give
-# it with the new password. The password is stored as a salted, iterated SHA-256 (the store
-# record "web_auth"); sessions live in RAM (a reboot logs everyone out), each with its own
+# sets one, the console prints a one-time setup code and the first visit must give it with
+# the new password. The password is kept as a salted, iterated SHA-256 in the secret config
+# key web_password ("s1$rounds$salt$hash"), so factory_reset or set('web_password', '') at
+# the console clears it; sessions live in RAM (a reboot logs everyone out), each with its own
 # CSRF token that every POST must carry. Failed logins and setup codes are rate limited
 # for the whole box (an attacker can slow the owner down for a minute, never guess).
 import asyncio
@@ -17,7 +18,7 @@ try:
 except ImportError:
     urandom = None
 
-_REC = "web_auth"
+KEY = "web_password"
 ITERATIONS = const(2000)  # hash rounds: yields to the loop every _SLICE rounds
 _SLICE = const(100)
 MAX_SESSIONS = const(4)  # a fifth login ends the oldest session
@@ -66,20 +67,39 @@ def check_password_text(pw):
     return None
 
 
+def _stored(text):
+    """(rounds, salt, hash) of a web_password value, or None (unset or not our format)."""
+    p = text.split("$") if type(text) is str else ()
+    if len(p) != 4 or p[0] != "s1" or not p[1].isdigit() or len(p[3]) != 64:
+        return None
+    return int(p[1]), p[2], p[3]
+
+
 class Auth:
-    def __init__(self, store, session_s, clock=time.ticks_ms):
+    def __init__(self, config, store, session_s, clock=time.ticks_ms):
+        self.config = config
         self.store = store
         self.session_ms = session_s * 1000
         self.clock = clock
         self.sessions = {}  # token -> [created_ms, csrf]
         self.fails = []  # times of recent failures (at most FAIL_MAX)
         self.setup_code = None
-        if not self.has_password():
-            self.setup_code = "%08d" % (int(random_hex(4), 16) % 100000000)
+        self.code_for()
 
     def has_password(self):
-        rec = self.store.get(_REC)
-        return type(rec) is dict and "hash" in rec
+        return _stored(self.config.get(KEY)) is not None
+
+    def code_for(self):
+        """The setup code while no password is set (a new one, printed, when it was
+        cleared at the console meanwhile); None once a password is set."""
+        if self.has_password():
+            self.setup_code = None
+        elif self.setup_code is None:
+            self.setup_code = "%08d" % (int(random_hex(4), 16) % 100000000)
+            self.sessions = {}
+            print("web: no password yet. Open the page on port %d and give setup code %s"
+                  % (self.config.get("web_port"), self.setup_code))
+        return self.setup_code
 
     # --- rate limit -------------------------------------------------------------
     def locked_s(self):
@@ -98,21 +118,21 @@ class Auth:
     # --- password ---------------------------------------------------------------
     async def setup(self, code, pw):
         """First password, with the console's setup code: (token, None) or (None, error)."""
-        if self.has_password():
+        if self.code_for() is None:
             return None, "a password is already set: log in"
         wait = self.locked_s()
         if wait:
             return None, "too many wrong attempts: try again in %d s" % wait
         if not _eq(code, self.setup_code):
             self._failed()
-            return None, "wrong setup code (printed on the console at boot)"
+            return None, "wrong setup code (printed on the console)"
         err = check_password_text(pw)
         if err:
             return None, err
         salt = random_hex(8)
-        self.store.put(_REC, {"salt": salt, "hash": await hash_password(pw, salt),
-                              "rounds": ITERATIONS})
-        self.store.event("web_password", "set")
+        err = self.config.set(KEY, "s1$%d$%s$%s" % (ITERATIONS, salt, await hash_password(pw, salt)))
+        if err:
+            return None, err
         self.setup_code = None
         return self._new_session(), None
 
@@ -120,22 +140,17 @@ class Auth:
         wait = self.locked_s()
         if wait:
             return None, "too many failed logins: try again in %d s" % wait
-        rec = self.store.get(_REC)
-        if type(rec) is not dict or "hash" not in rec:
+        rec = _stored(self.config.get(KEY))
+        if rec is None:
+            self.code_for()
             return None, "no password yet: set one with the setup code"
         ok = type(pw) is str and len(pw) <= PW_MAX and _eq(
-            await hash_password(pw, rec["salt"], rec.get("rounds", ITERATIONS)), rec["hash"])
+            await hash_password(pw, rec[1], rec[0]), rec[2])
         if not ok:
             self._failed()
             self.store.event("web_login_failed", "")
             return None, "wrong password"
         return self._new_session(), None
-
-    def forget_password(self):
-        """Console/factory reset: no password, a new setup code, everyone logged out."""
-        self.store.put(_REC, {})
-        self.sessions = {}
-        self.setup_code = "%08d" % (int(random_hex(4), 16) % 100000000)
 
     # --- sessions ----------------------------------------------------------------
     def _new_session(self):
@@ -158,7 +173,7 @@ class Auth:
 
     def session(self, token):
         """The session [created_ms, csrf] of a cookie value, or None (unknown or expired)."""
-        if type(token) is not str or len(token) != 32:
+        if type(token) is not str or len(token) != 32 or not self.has_password():
             return None
         self._expire()
         for t, s in self.sessions.items():

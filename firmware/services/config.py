@@ -66,6 +66,7 @@ SCHEMA = (
     ("web_port", _INT, 0, 65535, 0, 0),
     ("web_public_status", _BOOL, 0, 0, False, 0),
     ("web_session_h", _INT, 1, 168, 12, 0),
+    ("web_password", _STR0, 1, 100, "", _SECRET),
 )
 
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
