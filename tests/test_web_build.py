@@ -37,8 +37,8 @@ def test_web_is_not_imported_while_web_port_is_off():
         "import sys, json\n"
         "from firmware import app\n"
         "from firmware.services.config import Config\n"
-        "class RT: pass\n"
-        "rt = RT(); rt.config = Config(); rt.features = {}\n"
-        "tasks = app._feature_tasks(rt)\n"
-        "print(json.dumps([len(tasks), [m for m in sys.modules if 'web' in m or 'microdot' in m]]))")
-    assert json.loads(out.strip().splitlines()[-1]) == [0, []]
+        "c = Config()\n"
+        "on = [m for m, k in app.FEATURES if c.get(k)]\n"
+        "print(json.dumps([('firmware.links.web', 'web_port') in app.FEATURES, 'firmware.links.web' in on,"
+        " [m for m in sys.modules if 'web' in m or 'microdot' in m]]))")
+    assert json.loads(out.strip().splitlines()[-1]) == [True, False, []]
