@@ -203,6 +203,12 @@ class Ocpp:
         """Decision (docs/ocpp.md): a transaction open at a reboot is stopped with reason
         PowerLoss at the last energy checkpoint (OCPP 1.6 §4.10; compliance test
         TC_032_2_CS), never resumed: the EV may have gone, and the contactor opened."""
+        st = self.rt.store
+        floor = self.q.max_wh()
+        if floor > st.energy_wh:
+            # The CSMS was told of energy the last checkpoint did not reach: the lifetime
+            # register catches up, so it never runs backwards (docs/ocpp.md).
+            st.add_energy(floor - st.energy_wh)
         for ref in self.q.unstopped():
             self.q.put("StopTransaction", {
                 "transactionId": 0, "meterStop": self.rt.store.energy_wh,

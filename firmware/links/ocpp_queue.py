@@ -5,7 +5,8 @@
 #
 # On flash (the store's atomic, checksummed record files): chunk records "oq<k>" holding
 # PER entries each (ring of NCH chunks), and one header record "oqh":
-#   {"head": first seq not yet confirmed, "ids": {ref: transactionId}, "open": ref | None}
+#   {"head": first seq not yet confirmed, "ids": {ref: transactionId}, "open": ref | None,
+#    "wh": highest energy register value the CSMS has confirmed}
 # An entry is [seq, action, payload, ref]; ref is the local number of the transaction, and
 # payload["transactionId"] is filled from ids[ref] when it is sent (an offline-started
 # transaction gets its id from the StartTransaction.conf). Write order makes every cut safe:
@@ -16,8 +17,8 @@
 from micropython import const
 
 PER = const(8)  # entries per chunk: one commit rewrites at most ~2.5 KB
-CAP = const(800)  # messages held (100 transactions x Start + 6 MeterValues + Stop)
-_RESERVE = const(40)  # of CAP kept for Start/Stop: MeterValues are dropped first
+CAP = const(880)  # messages held: 100 transactions x (Start + 6 MeterValues + Stop) + reserve
+_RESERVE = const(80)  # of CAP kept for Start/Stop: MeterValues are dropped first
 NCH = CAP // PER + 1  # one spare chunk: the oldest may be reused while the last is kept
 _VER = const(1)
 _HDR = "oqh"
@@ -46,6 +47,7 @@ class TxQueue:
                 except ValueError:
                     pass
         self.open = h.get("open") if type(h.get("open")) is int else None
+        self.wh = h.get("wh") if type(h.get("wh")) is int else 0
         self.next = self.head
         self.max_ref = max([0] + list(self.ids)) if self.ids else 0
         if self.open is not None and self.open > self.max_ref:
@@ -94,7 +96,8 @@ class TxQueue:
                 del self._ch[k]
 
     def _save_header(self):
-        self.st._commit(_HDR, {"head": self.head, "ids": self.ids, "open": self.open}, _VER)
+        self.st._commit(_HDR, {"head": self.head, "ids": self.ids, "open": self.open,
+                               "wh": self.wh}, _VER)
 
     # ---- API ----
 
@@ -155,6 +158,11 @@ class TxQueue:
     def confirm(self, txid=None, ref=None, ends=False):
         """The head was answered (or given up): advance, learn a transactionId, or forget
         a finished transaction's id. One header commit."""
+        for e in self._chunk(self.head):
+            if e[0] == self.head:
+                r = register(e[E_ACTION], e[E_PAYLOAD])
+                if r > self.wh:
+                    self.wh = r
         self.head += 1
         if txid is not None and ref is not None:
             self.ids[ref] = txid
@@ -169,33 +177,64 @@ class TxQueue:
             self.open = None
             self._save_header()
 
-    def pending(self, n=0):
-        """The queued entries (tests, console): [seq, action, payload, ref], oldest first."""
-        out = []
+    def _each(self):
+        """Queued entries, oldest first, one chunk in RAM at a time (a generator)."""
         s = self.head
-        while s < self.next and (not n or len(out) < n):
+        while s < self.next:
             for e in self._chunk(s):
                 if e[0] == s:
-                    out.append(e)
+                    yield e
             s += 1
-        self._keep_only(self.head, self.next - 1)
+            self._keep_only(s, self.head, self.next - 1)
+
+    def pending(self, n=0):
+        """The first n queued entries (tests, console): [seq, action, payload, ref]."""
+        out = []
+        for e in self._each():
+            out.append(e)
+            if n and len(out) >= n:
+                break
         return out
+
+    def max_wh(self):
+        """The highest energy register value queued or confirmed (boot: the register the
+        CSMS may have seen, which a power cut must not take back)."""
+        m = self.wh
+        for e in self._each():
+            r = register(e[E_ACTION], e[E_PAYLOAD])
+            if r > m:
+                m = r
+        return m
 
     def unstopped(self):
         """refs with a queued Start and no queued Stop, plus the open one: transactions a
         power cut interrupted (boot closes them with reason PowerLoss)."""
         started = []
         stopped = set()
-        s = self.head
-        while s < self.next:
-            for e in self._chunk(s):
-                if e[0] == s:
-                    if e[E_ACTION] == "StartTransaction":
-                        started.append(e[E_REF])
-                    elif e[E_ACTION] == "StopTransaction":
-                        stopped.add(e[E_REF])
-            self._keep_only(s + 1, self.head, self.next - 1)
-            s += 1
+        for e in self._each():
+            if e[E_ACTION] == "StartTransaction":
+                started.append(e[E_REF])
+            elif e[E_ACTION] == "StopTransaction":
+                stopped.add(e[E_REF])
         if self.open is not None and self.open not in started:
             started.append(self.open)
         return [r for r in started if r not in stopped]
+
+def register(action, p):
+    """Energy register (Wh) a queued message reports, or -1."""
+    try:
+        if action == "StartTransaction":
+            return p["meterStart"]
+        if action == "StopTransaction":
+            return p["meterStop"]
+        best = -1
+        for mv in p["meterValue"]:
+            for sv in mv["sampledValue"]:
+                if sv.get("measurand", "Energy.Active.Import.Register") == \
+                        "Energy.Active.Import.Register" and sv.get("unit", "Wh") == "Wh":
+                    v = int(sv["value"])
+                    if v > best:
+                        best = v
+        return best
+    except (KeyError, TypeError, ValueError):
+        return -1
