@@ -224,8 +224,8 @@ class Device:
         if reply:
             return self.wait(reply)
 
-    def pub(self, t, p, q=0, r=False):
-        return self.cmd("pub", "pub", t=t, p=p, q=q, r=r)["ret"]
+    def pub(self, t, p, q=0, r=False, lane=0):
+        return self.cmd("pub", "pub", t=t, p=p, q=q, r=r, lane=lane)["ret"]
 
     def stats(self):
         return self.cmd("stats", "stats")

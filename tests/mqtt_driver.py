@@ -32,6 +32,7 @@ c = MQTTClient(may_connect=lambda: gate[0], on_message=on_msg,
                on_connect=lambda: emit(ev="connect", n=c.connects),
                on_puback=lambda pid: emit(ev="puback", pid=pid),
                on_disconnect=lambda: emit(ev="down"), **cfg)
+c.on_oversize = lambda topic, size, retained: emit(ev="oversize", t=topic, n=size, r=retained)
 
 
 async def ticker():
@@ -49,6 +50,8 @@ async def ticker():
 def stats():
     return dict(ev="stats", connected=c.connected, connects=c.connects, attempts=c.attempts,
                 bytes_in=c.bytes_in, bytes_out=c.bytes_out, dropped=c.dropped,
+                discarded=c.discarded, dropped_urgent=c.dropped_urgent,
+                dropped_reply=c.dropped_reply,
                 errors=c.errors, sub_failures=c.sub_failures, pending=c.pending(),
                 last_error=c.last_error, gap_us=gap[0], ticks=gap[1])
 
@@ -69,7 +72,8 @@ async def main():
         m = json.loads(line)
         op = m["op"]
         if op == "pub":
-            emit(ev="pub", ret=c.publish(m["t"], m["p"], m.get("q", 0), m.get("r", False)))
+            emit(ev="pub", ret=c.publish(m["t"], m["p"], m.get("q", 0), m.get("r", False),
+                                         m.get("lane", 0)))
         elif op == "sub":
             emit(ev="sub", ret=c.subscribe(m["t"], m.get("q", 0)))
         elif op == "gate":

@@ -289,7 +289,7 @@ def test_malformed_packets_close_and_reconnect(device):
         "second CONNACK": b"\x20\x02\x00\x00",
         "QoS 2 publish": b"\x34\x05\x00\x01a\x00\x01",
         "topic longer than packet": b"\x30\x03\x00\x09a",
-        "oversize": b"\x30\xff\xff\x03",
+        "oversize, truncated": b"\x30\xff\xff\x03",
         "truncated": b"\x30\x0a\x00\x01a",
         "bad PUBACK length": b"\x40\x03\x00\x01\x00",
         "bad UTF-8 topic": b"\x30\x04\x00\x02\xff\xfe",
@@ -298,6 +298,49 @@ def test_malformed_packets_close_and_reconnect(device):
         closed, s = _malformed_closes(device, blob)
         assert closed and all(closed), name
         assert s["errors"] >= 1, name
+
+
+def test_oversize_publish_read_past_link_stays_up(broker_factory, device):
+    """An incoming publish above max_packet (retained too) is read past and acknowledged;
+    the connection stays up and the next message arrives (issue 12 item 3)."""
+    b = broker_factory()
+    peer = Peer(b.port)
+    peer.publish("cmd/big", b"x" * 3000, 1, True)  # retained: sent on every subscribe
+    d = device(port=b.port, max_packet=256)
+    d.wait("connect")
+    d.cmd("sub", "sub", t="cmd/#", q=1)
+    ev = d.wait("oversize", t="cmd/big")
+    assert ev["r"] is True and ev["n"] == 3000
+    for i in range(3):
+        peer.publish("cmd/big", b"y" * 1000, i % 2)  # live, QoS 0 and 1
+        peer.publish("cmd/small", b"ok%d" % i, 1)
+        m = d.wait("msg", t="cmd/small")
+        assert bytes.fromhex(m["p"]) == b"ok%d" % i
+    time.sleep(0.3)
+    s = d.stats()
+    assert s["connects"] == 1 and s["errors"] == 0 and s["connected"], s
+    assert s["discarded"] == 4, s
+    assert "Received PUBACK from dev1" in b.read_log()
+    peer.close()
+
+
+def test_lanes_urgent_and_reply_room_beyond_a_full_queue(broker_factory, device):
+    b = broker_factory()
+    peer = Peer(b.port)
+    d = device(port=b.port, gate=False, queue_len=3)  # offline: nothing drains
+    for i in range(3):
+        assert d.pub("n/%d" % i, "x", 1)
+    assert d.pub("n/full", "x", 1) is False  # the normal lane is full ...
+    assert d.pub("u/ev", "fault", 1, lane=2)  # ... the urgent lane has its own room
+    assert d.pub("r/rep", "reply", 1, lane=1)  # ... and so has the reply lane
+    s = d.stats()
+    assert s["dropped"] == 1 and s["dropped_urgent"] == 0 and s["dropped_reply"] == 0
+    d.cmd("gate", "gate", v=True)
+    d.wait("connect")
+    got = [peer.get() for _ in range(5)]
+    topics = [m.topic for m in got if m is not None]
+    assert topics[0] == "u/ev" and sorted(topics[1:]) == ["n/0", "n/1", "n/2", "r/rep"], topics
+    peer.close()
 
 
 def _packet():

@@ -24,6 +24,16 @@ _PINGRESP = const(13)
 _GATE_POLL_MS = const(100)
 _CTL_MAX = const(32)  # queued PUBACK/SUBSCRIBE items before the reader waits
 _MAX_RL = const(268435455)
+# Send lanes (publish(lane=...)); the writer serves control packets, then the urgent lane,
+# then replies and the normal queue in turn. docs/mqtt_client.md "Lanes".
+LANE_NORMAL = const(0)  # state, telemetry, sessions: refused beyond queue_len (counted)
+LANE_REPLY = const(1)  # command replies; the PUBACK of an incoming message follows them
+LANE_URGENT = const(2)  # events: its own room, sent first
+_URGENT_MAX = const(16)
+_RQ_HOLD = const(16)  # reply lane this long: the reader holds the next incoming PUBLISH
+_REPLY_MAX = const(48)  # reply lane length for a reply (only reached without _RQ_HOLD)
+_RQ_MAX = const(64)  # ... and for an incoming PUBACK (beyond: sent at once, on the control lane)
+_SKIP_CHUNK = const(256)  # an oversize packet is read past in pieces of this size
 
 
 class ProtocolError(Exception):
@@ -90,6 +100,9 @@ class MQTTClient:
         self.on_disconnect = on_disconnect
         self._ip = None  # resolved once: getaddrinfo blocks
         self._q = []  # outgoing: int pid (QoS 1) or (topic, payload, retain) (QoS 0)
+        self._uq = []  # the urgent lane (same items)
+        self._rq = []  # the reply lane (same items, and -pid: PUBACK of an incoming message)
+        self._turn = 0  # replies and the normal queue take turns
         self._unacked = {}  # pid -> [topic, payload, retain, sent]
         self._sent = []  # pids sent and not acked, in send order
         self._ctl = []  # int pid -> PUBACK; str topic -> SUBSCRIBE
@@ -106,33 +119,48 @@ class MQTTClient:
         self.connected = False
         self.connects = self.attempts = self.bytes_in = self.bytes_out = 0
         self.dropped = self.errors = self.sub_failures = 0
+        self.dropped_urgent = self.dropped_reply = 0  # of `dropped`: the lanes that must not drop
+        self.discarded = 0  # incoming packets read past (oversize, bad UTF-8 topic)
+        self.on_oversize = None  # f(topic, size, retained): an incoming publish read past
         self.last_error = None
 
     # ---- API (never blocks, never raises) ----
 
-    def publish(self, topic, payload, qos=0, retain=False):
+    def publish(self, topic, payload, qos=0, retain=False, lane=LANE_NORMAL):
         """Queue a message. Returns the packet id (QoS 1), True (QoS 0) or False."""
         try:
             t = _b(topic)
             p = _b(payload)
-            if (not t or b"+" in t or b"#" in t or len(t) > len(self._obuf) - 11
-                    or len(p) > _MAX_RL - 600 or qos not in (0, 1)
-                    or self._stop or len(self._q) >= self._qlen
+            if lane == LANE_URGENT:
+                q, full = self._uq, len(self._uq) >= _URGENT_MAX
+            elif lane == LANE_REPLY:
+                q, full = self._rq, len(self._rq) >= _REPLY_MAX
+            else:
+                q, full = self._q, len(self._q) >= self._qlen
+            if (full or not t or b"+" in t or b"#" in t or len(t) > len(self._obuf) - 11
+                    or len(p) > _MAX_RL - 600 or qos not in (0, 1) or self._stop
                     or (qos == 0 and not self.connected)):  # stale telemetry is useless
-                self.dropped += 1
+                self._drop(lane)
                 return False
             if qos == 0:
-                self._q.append((t, p, retain))
+                q.append((t, p, retain))
                 self._wake.set()
                 return True
             pid = self._next_pid()
             self._unacked[pid] = [t, p, retain, False]
-            self._q.append(pid)
+            q.append(pid)
             self._wake.set()
             return pid
         except Exception:
-            self.dropped += 1
+            self._drop(lane)
             return False
+
+    def _drop(self, lane):
+        self.dropped += 1
+        if lane == LANE_URGENT:
+            self.dropped_urgent += 1
+        elif lane == LANE_REPLY:
+            self.dropped_reply += 1
 
     def subscribe(self, topic, qos=0):
         """Remember a subscription (sent now if connected, and on every connect)."""
@@ -282,9 +310,11 @@ class MQTTClient:
             self._last_tx = self._last_rx = ticks_ms()
             self._ping_out = False
             self._ctl = list(self._subs)
-            # unacked QoS 1 go first again (with DUP=1 when sent before)
-            self._q = [p for p in self._sent if p in self._unacked] + self._q
+            # unacked QoS 1 go first again (with DUP=1 when sent before); PUBACKs owed to the
+            # last session are void (clean session: the broker forgot those messages)
+            self._uq = [p for p in self._sent if p in self._unacked] + self._uq
             self._sent = []
+            self._rq = [m for m in self._rq if type(m) is not int or m > 0]
             self.connects += 1
             self.connected = True
             rt = asyncio.create_task(self._reader(s))
@@ -339,7 +369,8 @@ class MQTTClient:
                 else:
                     raise ProtocolError("remaining length")
                 if n > self._max_pkt:
-                    raise ProtocolError("oversize %d" % n)
+                    await self._skip(s, h, n)
+                    continue
                 body = await self._read(s, n) if n else b""
                 self._last_rx = ticks_ms()
                 await self._handle(h >> 4, h & 15, body)
@@ -347,6 +378,61 @@ class MQTTClient:
             raise
         except Exception as e:
             self._fail(e)
+
+    async def _skip(self, s, h, n):
+        # An incoming packet above max_packet is read past in small pieces, not kept, and the
+        # link stays up (a retained one would otherwise close every session it is sent in).
+        # A PUBLISH is still acknowledged (QoS 1) and reported to
+        # on_oversize(topic, payload_bytes, retained).
+        self.discarded += 1
+        topic = None
+        qos = (h >> 1) & 3
+        if h >> 4 == _PUBLISH and qos < 2 and n >= 2:
+            b = await self._read(s, 2)
+            tl = b[0] << 8 | b[1]
+            n -= 2
+            if 0 < tl <= 256 and tl + 2 * qos <= n:
+                try:
+                    topic = bytes(await self._read(s, tl)).decode()
+                except UnicodeError:
+                    pass
+                n -= tl
+                if qos:
+                    b = await self._read(s, 2)
+                    n -= 2
+                    pid = b[0] << 8 | b[1]
+                    if pid:
+                        while len(self._rq) >= _RQ_MAX and len(self._ctl) >= _CTL_MAX:
+                            await asyncio.sleep_ms(10)
+                        self._ack(pid)
+        size = n  # the payload, for a PUBLISH
+        while n > 0:
+            k = n if n < _SKIP_CHUNK else _SKIP_CHUNK
+            await self._read(s, k)
+            n -= k
+        self._last_rx = ticks_ms()
+        if topic is not None and self.on_oversize:
+            await self._room()
+            try:
+                self.on_oversize(topic, size, bool(h & 1))
+            except Exception as e:
+                self.last_error = repr(e)
+
+    async def _room(self):
+        # Back-pressure on incoming publishes: while the reply lane is long, the next one waits
+        # (TCP then holds the broker back). No deadlock: that lane is QoS 0 replies and PUBACKs,
+        # which the writer sends without waiting for anything this reader would read.
+        while len(self._rq) >= _RQ_HOLD and self.connected:
+            await asyncio.sleep_ms(5)
+
+    def _ack(self, pid):
+        # The PUBACK of an incoming QoS 1 message waits behind the replies its handler queued:
+        # so the broker's in-flight window bounds the commands we have not answered yet.
+        if len(self._rq) < _RQ_MAX:
+            self._rq.append(-pid)
+        else:
+            self._ctl.append(pid)
+        self._wake.set()
 
     async def _handle(self, t, flags, body):
         n = len(body)
@@ -366,15 +452,15 @@ class MQTTClient:
                 if not pid:
                     raise ProtocolError("pid 0")
             if self.on_message:
+                await self._room()
                 try:
                     self.on_message(topic, body[i:], bool(flags & 1))
                 except Exception as e:
                     self.last_error = repr(e)  # an app bug must not drop the link
             if qos:
-                while len(self._ctl) >= _CTL_MAX:  # back-pressure on a flood
-                    await asyncio.sleep_ms(10)
-                self._ctl.append(pid)
-                self._wake.set()
+                while len(self._rq) >= _RQ_MAX and len(self._ctl) >= _CTL_MAX:
+                    await asyncio.sleep_ms(10)  # back-pressure on a flood
+                self._ack(pid)
             return
         if flags:
             raise ProtocolError("flags")
@@ -441,26 +527,15 @@ class MQTTClient:
                     elif c in self._subs:  # SUBACK is only checked for failures
                         await self._send(s, _SUBSCRIBE, None, self._next_pid(),
                                          _str16(c) + bytes((self._subs[c],)))
-                while self._q and not self._ctl:
-                    m = self._q[0]
-                    if isinstance(m, int):
-                        u = self._unacked.get(m)
-                        if u is None:  # acked meanwhile (re-sent list)
-                            self._q.pop(0)
-                            continue
-                        if len(self._sent) >= self._max_infl:
-                            break
-                        h0 = 0x32 | (8 if u[3] else 0) | (1 if u[2] else 0)
-                        self._q.pop(0)
-                        u[3] = True
-                        self._sent.append(m)
-                        await self._send(s, h0, u[0], m, u[1])
-                    else:
-                        self._q.pop(0)
-                        await self._send(s, 0x30 | (1 if m[2] else 0), m[0], 0, m[1])
+                while not self._ctl:
+                    q = self._next_lane()
+                    if q is None:
+                        break
+                    await self._send_item(s, q.pop(0))
                 if self._ctl:
                     continue
-                if self._stop and (not self._q or len(self._sent) >= self._max_infl):
+                if self._stop and (not (self._q or self._uq or self._rq)
+                                   or len(self._sent) >= self._max_infl):
                     s.write(b"\xe0\x00")
                     await asyncio.wait_for_ms(s.drain(), self._resp_ms)
                     self.bytes_out += 2
@@ -482,6 +557,37 @@ class MQTTClient:
             raise
         except Exception as e:
             self._fail(e)
+
+    def _ready(self, q):
+        # the head of lane q can go now (a QoS 1 message needs room in flight)
+        if not q:
+            return False
+        m = q[0]
+        return (type(m) is not int or m < 0 or m not in self._unacked
+                or len(self._sent) < self._max_infl)
+
+    def _next_lane(self):
+        if self._ready(self._uq):
+            return self._uq
+        self._turn ^= 1
+        a, b = (self._rq, self._q) if self._turn else (self._q, self._rq)
+        if self._ready(a):
+            return a
+        return b if self._ready(b) else None
+
+    async def _send_item(self, s, m):
+        if type(m) is not int:  # QoS 0
+            await self._send(s, 0x30 | (1 if m[2] else 0), m[0], 0, m[1])
+        elif m < 0:  # PUBACK of an incoming message, after its replies
+            await self._send(s, _PUBACK << 4, None, -m, None)
+        else:
+            u = self._unacked.get(m)
+            if u is None:  # acked meanwhile (re-sent list)
+                return
+            h0 = 0x32 | (8 if u[3] else 0) | (1 if u[2] else 0)
+            u[3] = True
+            self._sent.append(m)
+            await self._send(s, h0, u[0], m, u[1])
 
     def _keepalive(self, s):
         # ms until the next keepalive action; <0 = send PINGREQ now.

@@ -8,8 +8,8 @@ import time
 from micropython import const
 
 from firmware.core import evse as E
-from firmware.links.commands import Commands, parse_payload
-from firmware.links.mqtt_client import MQTTClient
+from firmware.links.commands import Commands, json_strict, parse_payload, text_ok
+from firmware.links.mqtt_client import LANE_REPLY, LANE_URGENT, MQTTClient
 
 _POLL_MS = const(250)  # change detection / timers
 _REPUBLISH_MS = const(25000)  # state/enabled re-sent: evcc `timeout: 90s` never fires
@@ -17,6 +17,11 @@ _OUTBOX_SCAN_MS = const(30000)  # outbox re-read even without a hint
 _CHARGING_TELE_MS = const(5000)  # telemetry while the contactor is closed (evcc polls 30 s)
 _MAX_PAYLOAD = const(64)  # a command payload longer than this is rejected unread
 _OUTBOX_BATCH = const(4)
+# The command rule (docs/mqtt.md "Commands under a burst"): a token bucket of _CMD_BURST
+# commands, refilled at _CMD_PER_S; a command beyond it is not run and gets a "busy" reply.
+_CMD_BURST = const(30)
+_CMD_PER_S = const(10)
+_URGENT = ("fault", "fault_clear", "plug", "unplug", "fallback", "fallback_end")
 
 
 def fmt_a(ma):
@@ -114,6 +119,7 @@ class Link:
         self._rep_ms = 0
         self._tele_ms = 0
         self._dirty = False  # on_state(): publish soon
+        self._retry = False  # a state publish found the queue full
         self._event_seq = 0
         self._fallback = False
         self._fb_saved_ma = 0
@@ -121,6 +127,11 @@ class Link:
         self._fb_cmd_ms = 0
         self.commands = 0
         self.rejected = 0
+        self.busy = 0  # commands answered "busy" (the rate rule)
+        self.lost = 0  # replies/events that found no room (should stay 0; shown in status)
+        self._tokens = _CMD_BURST * 1000  # the command bucket, in 1/1000 command
+        self._tok_ms = time.ticks_ms()
+        self.client.on_oversize = self.on_oversize
 
     # ---- the reconnect gate (DESIGN.md "Calls that block inside C") ----
 
@@ -142,11 +153,16 @@ class Link:
         self._scan = True
 
     def on_event(self, kind, detail):
-        if self.client.connected:
+        # Fault, plug and fallback events take the urgent lane (sent first, never crowded out
+        # by replies or state; QoS 1, queued across a short outage); others the normal one.
+        urgent = kind in _URGENT
+        if urgent or self.client.connected:
             self._event_seq += 1
-            self.client.publish(self.t_event, json.dumps(
+            ok = self.client.publish(self.t_event, json.dumps(
                 {"seq": self._event_seq, "ts": self.rt.store._epoch(), "type": kind,
-                 "detail": detail}), 1)
+                 "detail": detail}), 1, False, LANE_URGENT if urgent else 0)
+            if not ok and urgent:
+                self.lost += 1
         if kind == "fault" or kind == "fault_clear":
             self._dirty = True
 
@@ -161,7 +177,8 @@ class Link:
             st = "waiting: contactor closed"
         else:
             st = "connecting (%d tries)" % c.attempts
-        return "%s; tx %d rx %d conn %d" % (st, c.bytes_out, c.bytes_in, c.connects)
+        return "%s; tx %d rx %d conn %d drop %d busy %d lost %d" % (
+            st, c.bytes_out, c.bytes_in, c.connects, c.dropped, self.busy, self.lost)
 
     # ---- MQTT callbacks ----
 
@@ -200,6 +217,11 @@ class Link:
         else:
             return
         short = topic[len(self.base) + 1:]
+        if not retained and not self._take_token():
+            self.busy += 1
+            self._reply(short, _req_of(payload), False, "busy: more than %d commands in a burst, %d/s after;"
+                        " not run, send it again" % (_CMD_BURST, _CMD_PER_S), True)
+            return
         hook = self.cmd_hooks.get(name) if topic.startswith(self._pcmd) else None
         if hook is not None:
             req, ok, val = hook(payload)
@@ -210,14 +232,42 @@ class Link:
             self.commands += 1
         else:
             self.rejected += 1
+        self._reply(short, req, ok, val)
+        if not ok and self.client.connected:
+            self.on_event("cmd_rejected", short)
+        self._dirty = True
+
+    def on_oversize(self, topic, size, retained):
+        """An incoming publish above max_packet, read past by the client: an error reply
+        where the topic has a reply path (set/* and live cmd/*); nothing else happens."""
+        if not topic.startswith(self._pset) and not (topic.startswith(self._pcmd) and not retained):
+            return
+        self.rejected += 1
+        self._reply(topic[len(self.base) + 1:], None, False,
+                    "payload too long (%d bytes, max %d)" % (size, _MAX_PAYLOAD))
+
+    def _take_token(self):
+        now = time.ticks_ms()
+        t = self._tokens + time.ticks_diff(now, self._tok_ms) * _CMD_PER_S
+        self._tok_ms = now
+        if t > _CMD_BURST * 1000:
+            t = _CMD_BURST * 1000
+        if t < 1000:
+            self._tokens = t
+            return False
+        self._tokens = t - 1000
+        return True
+
+    def _reply(self, short, req, ok, val, busy=False):
         rep = {"topic": short, "ok": ok, "value": val if ok else None,
                "err": None if ok else val}
         if req is not None:
             rep["req"] = req
-        self.client.publish(self.t_reply, json.dumps(rep), 1)
-        if not ok and self.client.connected:
-            self.on_event("cmd_rejected", short)
-        self._dirty = True
+        if busy:
+            rep["busy"] = True
+        # QoS 0 on the reply lane: sent in order, before the command's PUBACK (docs/mqtt.md)
+        if not self.client.publish(self.t_reply, json.dumps(rep), 0, False, LANE_REPLY):
+            self.lost += 1
 
     def command(self, kind, name, payload):
         """(req, ok, value|error). Validation is in firmware/links/commands.py."""
@@ -256,7 +306,10 @@ class Link:
     # ---- publishing (link task only) ----
 
     def _pub(self, topic, payload, retain=True):
-        return self.client.publish(topic, payload, 1, retain)
+        pid = self.client.publish(topic, payload, 1, retain)
+        if not pid:
+            self._retry = True  # queue full (a burst): the next poll sends the state again
+        return pid
 
     def publish_state(self, force=True):
         """Retained state topics; force=False sends only the ones that changed."""
@@ -278,6 +331,10 @@ class Link:
         self._pub(self.t_json, self.status_json())
         if force:
             self._rep_ms = time.ticks_ms()
+        if self._retry:
+            self._retry = False
+            self._pub_state = self._pub_enabled = None  # all of it again on the next poll
+            self._pub_ma = -1
 
     def publish_all(self, discovery=True):
         if not self.client.connected:
@@ -303,7 +360,8 @@ class Link:
             "limit_a": self.limit_ma() / 1000, "allowed_a": o.allowed_ma / 1000,
             "phases": o.phases, "contactor": o.contactor, "fault_code": o.fault,
             "faults": E.fault_names(o.fault), "authorized": e.authorized,
-            "fallback": self._fallback,
+            "fallback": self._fallback, "mqtt_dropped": self.client.dropped,
+            "cmd_busy": self.busy, "mqtt_lost": self.lost,
             "uptime_s": time.ticks_diff(time.ticks_ms(), rt.started_ms) // 1000,
             "fw": _fw()})
 
@@ -424,6 +482,15 @@ class Link:
         if c.connected:
             c.publish(self.t_status, "offline", 1, True)
         await c.disconnect()
+
+
+def _req_of(payload):
+    """The "req" of a JSON payload, for a busy reply (None if there is none or it is bad)."""
+    if len(payload) > 512 or not bytes(payload[:1]) == b"{":
+        return None
+    obj, err = json_strict(payload)
+    req = obj.get("req") if type(obj) is dict else None
+    return req if text_ok(req, 32) is None else None
 
 
 def _d2(ma):
