@@ -7,7 +7,11 @@
    with no MQTT configured at all as the baseline. Target: no worse than the baseline.
 2. MQTT bytes per hour, idle and while charging: the client's bytes_out over a
    measured window, scaled to an hour (read through the link status in the bench).
+3. `burst`: the same fault latencies while a paho-mqtt backend sends commands without
+   pause (batches of 200, each waiting for its replies); with the commands sent, replies,
+   busy replies and lost ones (docs/mqtt.md "Commands under a burst").
 """
+import json
 import os
 import signal
 import sys
@@ -81,6 +85,60 @@ class Flapper:
         self.t.join(10)
 
 
+class Burster:
+    """A paho-mqtt backend that keeps sending commands in a thread (batches of 200, each
+    waiting for its replies, at most 10 s) and counts the replies."""
+
+    def __init__(self, port, base="wallbox/wb1/"):
+        import paho.mqtt.client as mqtt
+        self.base = base
+        self.sent = self.replies = self.busy = self.bad = 0
+        self.stop = False
+        self.cv = threading.Condition()
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-burst")
+        self.c.max_queued_messages_set(0)
+        ready = threading.Event()
+        self.c.on_message = self._on
+        self.c.on_subscribe = lambda *a: ready.set()
+        self.c.on_connect = lambda c, u, f, rc, p=None: c.subscribe(base + "reply", 0)
+        self.c.connect("127.0.0.1", port, 30)
+        self.c.loop_start()
+        ready.wait(5)
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _on(self, c, u, m):
+        r = json.loads(m.payload)
+        with self.cv:
+            self.replies += 1
+            if r.get("busy"):
+                self.busy += 1
+            elif not r.get("ok"):
+                self.bad += 1
+            self.cv.notify_all()
+
+    def _run(self):
+        subs = ("set/current", "cmd/status", "set/enable")
+        vals = (b'{"value": 16}', b"{}", b"true")
+        while not self.stop:
+            for i in range(200):
+                self.c.publish(self.base + subs[i % 3], vals[i % 3], 1)
+            with self.cv:
+                self.sent += 200
+                end = time.time() + 10
+                while self.replies < self.sent and time.time() < end and not self.stop:
+                    self.cv.wait(0.2)
+
+    def close(self):
+        self.stop = True
+        self.t.join(15)
+        time.sleep(1)
+        self.c.loop_stop()
+        self.c.disconnect()
+        return {"commands": self.sent, "replies": self.replies, "busy": self.busy,
+                "rejected": self.bad, "unanswered": self.sent - self.replies}
+
+
 def _bytes(b, seconds, charging, progress):
     """bytes_out of the MQTT client over a window, per hour."""
     if charging:
@@ -108,6 +166,12 @@ def run(progress):
         with _bench(br.port) as b:
             b.wait_for(lambda r: r["status"]["link"].startswith("connected;"), timeout=10)
             res["healthy"] = _measure(b, progress, "healthy")
+            bu = Burster(br.port)
+            try:
+                res["burst"] = _measure(b, progress, "command burst")
+            finally:
+                res["burst"]["commands"] = bu.close()
+            progress("command burst: %s" % res["burst"]["commands"])
             b.unplug()
             b.wait_for(lambda r: r["status"]["state"] == "A")
             window = float(os.environ.get("BENCH_LINK_WINDOW_S", "60"))
@@ -139,10 +203,10 @@ def run(progress):
         br.stop(signal.SIGKILL)
     base = max(res["no_mqtt"][k]["p99_ms"] for k in KINDS)
     res["worst_p99_vs_no_mqtt_ms"] = round(max(
-        res[c][k]["p99_ms"] for c in ("healthy", "dead", "silent", "flapping") for k in KINDS) - base, 2)
+        res[c][k]["p99_ms"] for c in ("healthy", "burst", "dead", "silent", "flapping")
+        for k in KINDS) - base, 2)
     return res
 
 
 if __name__ == "__main__":
-    import json
     print(json.dumps(run(print), indent=2))
