@@ -152,7 +152,7 @@ class Csms:
 
     @property
     def url(self):
-        return "ws://127.0.0.1:%d/ocpp" % self.port
+        return "%s://127.0.0.1:%d/ocpp" % ("wss" if self.srv.kw.get("ssl") else "ws", self.port)
 
     async def _handler(self, ws):
         path = ws.request.path

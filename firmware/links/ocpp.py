@@ -151,7 +151,12 @@ class Ocpp:
         self._mv_at = 0
         self._align_at = 0
         self.profiles = None  # firmware/links/ocpp_smart.py when a profile is set
+        if rt.store.get("ocppprof"):
+            self._smart()
+        self._claim_at = 0
         self._cache = {}  # authorization cache: idTag -> status
+        self.diag_status = "Idle"
+        self.fw_status = "Idle"
         self._power_loss()
 
     # ---- reconnect gate (DESIGN.md "Calls that block inside C"), as mqtt_link.py ----
@@ -479,8 +484,11 @@ class Ocpp:
                 or self.rt.evse.fault:
             return {"status": "Rejected"}
         if "chargingProfile" in p:
-            if self.profiles is None:
+            sm = self._smart()
+            prof = sm.parse(p["chargingProfile"])  # a bad profile: CALLERROR, nothing changed
+            if prof["chargingProfilePurpose"] != "TxProfile":
                 return {"status": "Rejected"}
+            sm.pending_tx = prof  # installed when the transaction starts
         if self.keys.get("AuthorizeRemoteTxRequests"):
             if not self.send_later("Authorize", {"idTag": p["idTag"]}):
                 return {"status": "Rejected"}
@@ -518,6 +526,146 @@ class Ocpp:
         else:
             self.rt.stopped = True  # unix port: the process ends (the bench restarts it)
 
+    # ---- Smart Charging (firmware/links/ocpp_smart.py, imported on first use) ----
+
+    def _smart(self):
+        if self.profiles is None:
+            from firmware.links.ocpp_smart import Smart
+            self.profiles = Smart(self)
+        return self.profiles
+
+    def on_SetChargingProfile(self, p):
+        check(p, (("connectorId", _INT, True, None), ("csChargingProfiles", _OBJ, True, None)))
+        st = self._smart().set(p)
+        self._apply_claim()
+        return {"status": st}
+
+    def on_ClearChargingProfile(self, p):
+        check(p, (("id", _INT, False, None), ("connectorId", _INT, False, None),
+                  ("chargingProfilePurpose", _STR, False, (
+                      "ChargePointMaxProfile", "TxDefaultProfile", "TxProfile")),
+                  ("stackLevel", _INT, False, None)))
+        st = self._smart().clear(p)
+        self._apply_claim()
+        return {"status": st}
+
+    def on_GetCompositeSchedule(self, p):
+        check(p, (("connectorId", _INT, True, None), ("duration", _INT, True, None),
+                  ("chargingRateUnit", _STR, False, ("A", "W"))))
+        return self._smart().composite(p)
+
+    # ---- Local Auth List Management (§5.10, §5.15): store record "ocpplist" ----
+
+    def _list(self):
+        d = self.rt.store.get("ocpplist")
+        return d if type(d) is dict and type(d.get("tags")) is dict else {"v": 0, "tags": {}}
+
+    def local_status(self, tag):
+        """Status of tag in the local list (enabled) or the cache, or None."""
+        if self.keys.get("LocalAuthListEnabled"):
+            st = self._list()["tags"].get(tag)
+            if st is not None:
+                return st
+        if self.keys.get("AuthorizationCacheEnabled"):
+            return self._cache.get(tag)
+        return None
+
+    def on_GetLocalListVersion(self, p):
+        check(p, ())
+        if not self.keys.get("LocalAuthListEnabled"):
+            return {"listVersion": -1}
+        return {"listVersion": self._list()["v"]}
+
+    def on_SendLocalList(self, p):
+        check(p, (("listVersion", _INT, True, None), ("localAuthorizationList", _ARR, False, None),
+                  ("updateType", _STR, True, ("Differential", "Full"))))
+        if not self.keys.get("LocalAuthListEnabled"):
+            return {"status": "NotSupported"}
+        entries = p.get("localAuthorizationList") or []
+        if len(entries) > self.keys.get("SendLocalListMaxLength"):
+            return {"status": "Failed"}
+        for e in entries:
+            check(e, (("idTag", _STR, True, 20), ("idTagInfo", _OBJ, False, None)))
+            if "idTagInfo" in e:
+                check(e["idTagInfo"], (("status", _STR, True, (
+                    "Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")),
+                    ("expiryDate", _STR, False, None), ("parentIdTag", _STR, False, 20)))
+        cur = self._list()
+        if p["updateType"] == "Full":
+            tags = {}
+        else:
+            if p["listVersion"] <= cur["v"]:
+                return {"status": "VersionMismatch"}
+            tags = dict(cur["tags"])
+        for e in entries:
+            info = e.get("idTagInfo")
+            if info is None:
+                tags.pop(e["idTag"], None)
+            else:
+                tags[e["idTag"]] = info["status"]
+        if len(tags) > self.keys.get("LocalAuthListMaxLength"):
+            return {"status": "Failed"}
+        self.rt.store.put("ocpplist", {"v": p["listVersion"], "tags": tags}, 0)
+        return {"status": "Accepted"}
+
+    # ---- Firmware Management ----
+
+    def on_GetDiagnostics(self, p):
+        check(p, (("location", _STR, True, 512), ("retries", _INT, False, None),
+                  ("retryInterval", _INT, False, None), ("startTime", _STR, False, None),
+                  ("stopTime", _STR, False, None)))
+        from firmware.links import ocpp_diag
+        try:
+            ocpp_diag.split_http(p["location"])
+        except ValueError:
+            return {}  # no fileName: nothing will be uploaded (§6.29)
+        name = "diag-%s-%d.txt" % (self.cp_id, self.now_s())
+        asyncio.create_task(ocpp_diag.upload(self, p["location"], name,
+                                             min(p.get("retries", 0), 3),
+                                             min(p.get("retryInterval", 10), 600)))
+        return {"fileName": name}
+
+    def on_UpdateFirmware(self, p):
+        check(p, (("location", _STR, True, 512), ("retrieveDate", _STR, True, None),
+                  ("retries", _INT, False, None), ("retryInterval", _INT, False, None)))
+        ota = self.rt.features.get("ota")  # the signed A/B update (docs/ota.md)
+        if ota is None:
+            # UpdateFirmware.conf has no status field: the honest answer is a CALLERROR
+            raise CallError("NotSupported", "updates are off on this wallbox (config ota)")
+        when = isotime.parse(p["retrieveDate"])
+        if when is None:
+            raise CallError("PropertyConstraintViolation", "retrieveDate is not a date-time")
+        asyncio.create_task(self._update(ota, p["location"], when, min(p.get("retries", 1), 5),
+                                         min(max(p.get("retryInterval", 30), 1), 3600)))
+        return {}
+
+    async def _update(self, ota, url, when, retries, interval_s):
+        while self.now_s() < when:  # retrieveDate (§5.19)
+            await asyncio.sleep_ms(1000)
+        for _ in range(retries + 1):
+            ok, msg = ota.start_url(url, None, self._fw_progress, origin="ocpp")
+            if ok:  # runs in its own task, waits for the session to end (docs/ota.md)
+                return
+            self.rt.store.event("ocpp_update", msg[:70], 0)
+            self._fw_status("DownloadFailed")
+            await asyncio.sleep_ms(interval_s * 1000)
+
+    def _fw_progress(self, state, done, total, error):
+        # docs/ota.md "API": the OTA states as FirmwareStatusNotification (§7.25)
+        if state in ("downloading", "verifying"):
+            self._fw_status("Downloading")
+        elif state in ("installing", "switching"):
+            self._fw_status("Installing")
+        elif state == "trial":
+            self._fw_status("Installed")
+        elif state == "failed":
+            self._fw_status("DownloadFailed" if not done else "InstallationFailed")
+
+    def _fw_status(self, st):
+        if st != self.fw_status:
+            self.fw_status = st
+            self.send_later("FirmwareStatusNotification", {"status": st})
+
     def on_UnlockConnector(self, p):
         check(p, (("connectorId", _INT, True, None),))
         if p["connectorId"] != 1 or not self.rt.config.get("lock"):
@@ -549,9 +697,9 @@ class Ocpp:
         elif what == "MeterValues":
             self.send_later("MeterValues", self._meter_values("Trigger", None))
         elif what == "DiagnosticsStatusNotification":
-            self.send_later("DiagnosticsStatusNotification", {"status": "Idle"})
+            self.send_later("DiagnosticsStatusNotification", {"status": self.diag_status})
         else:
-            self.send_later("FirmwareStatusNotification", {"status": "Idle"})
+            self.send_later("FirmwareStatusNotification", {"status": self.fw_status})
         return {"status": "Accepted"}
 
     # ---- authorization ----
@@ -577,16 +725,21 @@ class Ocpp:
         if self.unavailable:
             return False, "unavailable"
         online = self.ws is not None and self.ws.connected and self.boot == "Accepted"
-        cached = self._cache.get(tag)
-        if online and not (self.keys.get("LocalPreAuthorize") and cached == "Accepted"):
+        known = self.local_status(tag)  # local list first, then the cache
+        if online:
+            if self.keys.get("LocalPreAuthorize") and known == "Accepted":
+                self._authorized(tag, True)  # at once; the StartTransaction.conf may revoke it
+                return True, "authorized (local)"
             self.send_later("Authorize", {"idTag": tag})
             self._auth_wait = True
             return True, "authorizing"
-        if online or (self.keys.get("LocalAuthorizeOffline") and cached == "Accepted") \
-                or (not online and cached is None and self.keys.get("AllowOfflineTxForUnknownId")):
+        if known == "Accepted" and self.keys.get("LocalAuthorizeOffline"):
             self._authorized(tag, True)
-            return True, "authorized"
-        return False, "not authorized (offline)"
+            return True, "authorized offline (local)"
+        if known is None and self.keys.get("AllowOfflineTxForUnknownId"):
+            self._authorized(tag, True)
+            return True, "authorized offline (unknown id allowed)"
+        return False, "not authorized (offline, %s)" % (known or "unknown")
 
     def _authorized(self, tag, ok):
         self._auth_wait = False
@@ -610,10 +763,14 @@ class Ocpp:
         ref = self.q.new_ref()
         wh = rt.store.energy_wh
         st = self.ts()
-        self.tx = {"ref": ref, "tag": tag, "start_wh": wh, "start_ts": st, "txid": None}
+        self.tx = {"ref": ref, "tag": tag, "start_wh": wh, "start_ts": st, "txid": None,
+                   "start_s": self.now_s()}
         self.q.put("StartTransaction", {"connectorId": 1, "idTag": tag, "meterStart": wh,
                                         "timestamp": st}, ref, opens=True)
         self._mv_at = time.ticks_ms()
+        if self.profiles is not None:
+            self.profiles.tx_started()
+            self._apply_claim()
         rt.store.event("ocpp_tx_start", "ref %d %s" % (ref, tag), 0)
         self._wake.set()
 
@@ -635,6 +792,8 @@ class Ocpp:
         self.q.put("StopTransaction", p, t["ref"], closes=True)
         self.tx = None
         self._auth_tag = None
+        if self.profiles is not None:
+            self.profiles.tx_ended()
         rt.store.event("ocpp_tx_stop", "ref %d %s" % (t["ref"], reason), 0)
         if rt.evse.outputs.state != "A":
             self._hold = True  # no energy outside a transaction: pause until unplug/new tag
@@ -647,8 +806,10 @@ class Ocpp:
         if self._hold or self.unavailable:
             ma = 0
         elif self.profiles is not None:
-            ma = self.profiles.limit_ma(self)
-        self.rt.evse.set_claim_ma(CLAIM_OCPP, ma)
+            ma = self.profiles.limit_ma()
+            if ma < 0:  # no profile in effect
+                ma = CLAIM_NONE_MA
+        self.rt.evse.set_claim_ma(CLAIM_OCPP, ma)  # 0 or 6000..80000 (ocpp_schedule)
 
     # ---- meter values ----
 
@@ -786,8 +947,10 @@ class Ocpp:
             self._auth_tag = None
             rt.evse.authorized = False
             rt.store.event("ocpp_auth_timeout", "", 0)
-        if self.unavailable and self.tx is None:
-            self._apply_claim()
+        if (self.unavailable and self.tx is None) or (
+                self.profiles is not None and time.ticks_diff(now, self._claim_at) >= 1000):
+            self._claim_at = now
+            self._apply_claim()  # profiles change with the clock: once a second
         self._meter_tick(now)
         self._status_tick()
 
