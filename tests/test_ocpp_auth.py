@@ -83,8 +83,8 @@ def test_offline_authorization(env):
         time.sleep(0.8)
         assert not b.read()["status"]["contactor"]
         b.cmd("authorize", LOCAL)  # in the local list: LocalAuthorizeOffline (default true)
-        b.wait_for(lambda r: r["status"]["contactor"], timeout=10, what="charging offline")
-        assert b.read()["status"]["ocpp"]["queue"] >= 1
+        b.wait_for(lambda r: r["status"]["contactor"] and r["status"]["ocpp"]["queue"] >= 1,
+                   timeout=10, what="charging offline, StartTransaction queued")
         b.set(plugged=False)
     finally:
         c.start()

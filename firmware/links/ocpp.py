@@ -752,6 +752,9 @@ class Ocpp:
         self._hold = False
         self.cmds.authorize()  # the one command path (sets evse.authorized if required)
         self._apply_claim()
+        o = self.rt.evse.outputs
+        if self.tx is None and o.state != "A" and not o.fault and not self.unavailable:
+            self.start_tx(tag)  # cable already in: the transaction starts with the authorization
 
     # ---- transactions ----
 
