@@ -346,10 +346,9 @@ class Link:
         self.publish_telemetry()
 
     def limit_ma(self):
-        """The applied backend limit, at most the installation's."""
-        top = self.rt.config.get("max_current_a") * 1000
-        ma = self.rt.evse.backend_ma
-        return ma if ma < top else top
+        """The applied backend limit, at most the installation's (runtime.limit_ma: one
+        definition for status() and MQTT)."""
+        return self.rt.limit_ma()
 
     def status_json(self):
         rt = self.rt

@@ -139,6 +139,13 @@ class Runtime:
         if ph is not None and self.config.get("phase_switch"):
             e.request_phases(ph)
 
+    def limit_ma(self):
+        """The backend limit as shown (status(), MQTT current_limit and json/status): the
+        backend claim, at most the installation's maximum (no claim = that maximum)."""
+        top = self.config.get("max_current_a") * 1000
+        ma = self.evse.backend_ma
+        return ma if ma < top else top
+
     def note_command(self):
         self.last_command_ms = time.ticks_ms()
 
@@ -320,10 +327,15 @@ class Runtime:
     async def _plug_events(self, s):
         """Open a session per plug-in and close it per unplug, in order."""
         store = self.store
+        e = self.evse
         while self._seen_plugs < self.plugs or self._seen_unplugs < self.unplugs:
             if store.session_open() is None and self._seen_plugs < self.plugs:
                 self._seen_plugs += 1
                 store.session_start()
+                if not e.outputs.contactor:
+                    # Plug-in (contactor open): the open session is on flash at once, so
+                    # a power cut in it leaves a power_loss record, however short it was.
+                    store.flush()
                 store.event("plug", s)
                 if self.link is not None:
                     self.link.on_event("plug", s)
@@ -331,6 +343,10 @@ class Runtime:
                 self._seen_unplugs += 1
                 await self.poll_meter()  # the last second's energy belongs to it
                 rec = store.session_stop(self.stop_reason(unplug=True))
+                # Durable before reported: the record (and the state without the open
+                # session) is on flash before any reader (API, MQTT, console) can see it
+                # closed; no await between the two. Unplugged: the contactor is open.
+                store.flush()
                 store.event("unplug", rec["sid"] if rec else "")
                 if self.link is not None:
                     self.link.on_event("unplug", "")
@@ -450,7 +466,7 @@ class Runtime:
             rcd = "tripped" if hw.rcd.tripped() else "ok"
         st = {
             "state": o.state, "enabled": e.enabled, "authorized": e.authorized,
-            "allowed_a": o.allowed_ma / 1000, "limit_a": e.backend_ma / 1000,
+            "allowed_a": o.allowed_ma / 1000, "limit_a": self.limit_ma() / 1000,
             "duty_pm": o.duty_pm, "contactor": o.contactor, "phases": o.phases,
             "faults": E.fault_names(o.fault), "current_a": [x / 1000 for x in self.i_ma],
             "voltage_v": [x / 1000 for x in self.v_mv], "power_w": self.power_w,
