@@ -349,6 +349,11 @@ class SimCurrent:
         m[1] = d if n >= 2 else 0
         m[2] = d if n >= 3 else 0
 
+    def read_peak(self):
+        """The control tick's half-cycle peak (hal/current.py): the sim's draw is a clean
+        sine, so its peak's RMS equivalent is the draw itself, as the world has it now."""
+        return self.w.draw_ma
+
 
 class SimMeter:
     """A meter consistent with the load (per-phase V and I, power, energy)."""

@@ -322,6 +322,22 @@ result = [o.contactor, E.fault_names(o.fault)]
     assert r == [False, ["overcurrent"]]
 
 
+def test_hard_overcurrent_from_the_half_cycle_peak(mp):
+    """The CT's half-cycle peak (inputs.peak_ma) trips the hard over-current in the step that
+    sees it, while the RMS still shows the old draw; a peak just above the soft margin does
+    not: the soft over-current keeps its 5 s (issue 12 item 5)."""
+    r = sc(mp, """
+p = S.charged_plant()
+p.evse.inputs.peak_ma = 19000   # 16 A + 3 A: soft range, RMS says 16 A
+p.run(2000)
+soft = [p.evse.outputs.contactor, E.fault_names(p.evse.outputs.fault)]
+p.evse.inputs.peak_ma = 24100   # > 1.5 x 16 A
+o = p.tick()
+result = [soft, o.contactor, E.fault_names(o.fault)]
+""")
+    assert r == [[True, []], False, ["overcurrent"]]
+
+
 def test_soft_stop_waits_for_b_or_six_seconds(mp):
     r = sc(mp, """
 p = S.charged_plant()

@@ -112,7 +112,8 @@ class Inputs:
         self.cp_high_mv = 12000
         self.cp_low_mv = 12000
         self.pp_ohm = 0
-        self.current_ma = 0  # highest phase
+        self.current_ma = 0  # highest phase (RMS over whole cycles, or the meter's)
+        self.peak_ma = 0  # highest phase's half-cycle peak as RMS equivalent (0: no CT)
         self.temp_dc = TEMP_NONE
         self.contactor_fb = -1  # -1 not fitted, 0 open, 1 closed
         self.lock_fb = -1  # -1 no feedback, 0 unlocked, 1 locked
@@ -407,7 +408,7 @@ class Evse:
         if self._grace and ticks_diff(now, self._grace_until) >= _GRACE_MS:
             self._grace = False
         if was_closed:
-            self._overcurrent(inp.current_ma, allowed, now)
+            self._overcurrent(inp.current_ma, inp.peak_ma, allowed, now)
         else:
             self._oc_timing = False
         return allowed
@@ -590,12 +591,14 @@ class Evse:
             self._rt = _RT_NEEDED
             self._trip(F_RCD_TEST, now)
 
-    def _overcurrent(self, ma, allowed, now):
+    def _overcurrent(self, ma, peak_ma, allowed, now):
         """Over-current (ref §8) against what the car was last allowed: during the 5 s
         grace after a lower offer (ref §2) and through a pause or stop (offer < 6 A: PWM
         off, the EV has 6 s to go to B, ref §3 seq. 10.2) the reference stays the last
         offer, so a car still drawing while it follows is never a fault (nor a lockout
-        count); only a draw above that offer, or above the cable, is over-current."""
+        count); only a draw above that offer, or above the cable, is over-current.
+        The hard check also takes the half-cycle peak (peak_ma, hal/current.py read_peak)
+        so it answers within half a mains cycle; the soft one keeps the RMS and its 5 s."""
         if allowed >= MIN_CURRENT_MA:
             self._offer_ma = allowed
         else:
@@ -605,7 +608,8 @@ class Evse:
             ref = self._grace_ref_ma
         cable = self._cable_ma
         # Hard: far above the limit (1.5x) or the cable (+25 %): open at once (ref §8).
-        if ma * 2 > ref * 3 or (cable and ma * 4 > cable * 5):
+        hard = peak_ma if peak_ma > ma else ma
+        if hard * 2 > ref * 3 or (cable and hard * 4 > cable * 5):
             self._trip(F_OVERCURRENT, now)
             return
         margin = allowed // 10

@@ -168,6 +168,11 @@ class Runtime:
             inp.cp_low_mv = 20000
         if hw.pp is not None:
             inp.pp_ohm = hw.pp.read_ohm()
+        ct = hw.current
+        if ct is not None:
+            # Half-cycle peak, read by the tick itself: hard over-current within one
+            # period of reaching the CT, not after the current task's next chunk.
+            inp.peak_ma = ct.read_peak()
         cur = self._ct_ma
         if cur is not None:
             # CT readings (updated by the current task): the fast path for over-current.
