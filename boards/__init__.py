@@ -25,6 +25,7 @@ class Hardware:
         self.button = None
         self.wdt = None
         self.wifi = None
+        self.tick_lock = None  # a lock the control tick holds (the sim's world); None on boards
 
     def safe(self):
         """Contactor open, pilot off: callable from any `finally`."""

@@ -11,6 +11,7 @@ def build(hw):
     w = sim.World()
     _initial_world(w)
     hw.world = w
+    hw.tick_lock = w.mutex  # the control thread and the bench share the world (hal/sim.py)
     hw.pilot = sim.SimPilot(w)
     hw.pp = sim.SimProximity(w)
     hw.contactor = sim.SimContactor(w)

@@ -118,7 +118,7 @@ def main(argv=None):
         print("stopped (Ctrl-C): outputs safe")
     finally:
         if rt is not None:
-            rt._safe()
+            rt.stop_control()  # the control thread (if any) ends first, then outputs safe
             rt.store.flush()
         con = sys.modules.get("firmware.technician.console")
         if con is not None:

@@ -6,8 +6,8 @@
 # window_ms has passed, the window closes:
 #     ms   = mean over bins of (sum of (x - bias)^2 / count)     x in 12-bit counts
 #     rms  = isqrt(ms)                                            counts
-#     uv   = rms * adc_fs_mv * 1000 // 4096                      burden RMS uV
-#     ma   = uv * 1000 // uv_per_a * cal_pm // 1000
+#     ma   = rms * (adc_fs_mv * 10^6 // 4096 * 1000 // uv_per_a) // 1000 * cal_pm // 1000
+#            (burden uV = counts * fs / 4096 * 1000; scale precomputed, small ints)
 # so a window is a whole cycle's phases no matter when update() is called
 # (call it at a period that is not a multiple of 10 ms, or from run()).
 # bias = phase-weighted mean reading of the previous window (mid-rail tracking; starts at
@@ -162,8 +162,9 @@ class CurrentSensor:
             if mean < 256 or mean > 3840:  # bias far off mid-rail: CT input broken
                 err = "ct_bias"
             self.bias[p] = mean
-            uv = rms * self._fs * 1000 // 4096
-            self.ma[p] = uv * 1000 // self._uv_per_a * self._cal[p] // 1000
+            # counts -> mA with the precomputed scale: small ints on a 32-bit port too
+            # (rms * fs * 1000 would be a long int there, allocated every window)
+            self.ma[p] = rms * self._pk_scale // 1000 * self._cal[p] // 1000
         self.error = err
         self.windows += 1
         self._clear()

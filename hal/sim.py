@@ -32,6 +32,14 @@ SETTABLE = {
 
 class World:
     def __init__(self):
+        # Thread mode: the control thread and the asyncio side both touch the world; the
+        # tick holds this lock (runtime hw.tick_lock), the sim bench's requests and the
+        # meter take it too (hal/simctl.py). None on a port without _thread.
+        try:
+            import _thread
+            self.mutex = _thread.allocate_lock()
+        except ImportError:
+            self.mutex = None
         # EV and cable
         self.plugged = False
         self.s2 = True  # the EV wants to charge: closes S2 when it sees PWM
@@ -372,6 +380,18 @@ class SimMeter:
         if w.meter_dead:
             self.error = "meter_timeout"
             return False
+        lk = w.mutex
+        if lk is not None:
+            lk.acquire()
+        try:
+            self._poll()
+        finally:
+            if lk is not None:
+                lk.release()
+        return True
+
+    def _poll(self):
+        w = self.w
         w.update()
         self.current.update()
         for i in range(3):

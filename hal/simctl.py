@@ -55,7 +55,23 @@ def _stats(rt):
     return d
 
 
+_WORLD_OPS = ("set", "at", "read", "changes", "applied", "reset_stats")
+
+
 def handle(rt, cmds, req):
+    """One request. The world is shared with the control thread (thread mode): the ops that
+    touch it hold its lock, briefly and never across an await."""
+    lk = rt.hw.world.mutex
+    if lk is None or req.get("op") not in _WORLD_OPS:
+        return _handle(rt, cmds, req)
+    lk.acquire()
+    try:
+        return _handle(rt, cmds, req)
+    finally:
+        lk.release()
+
+
+def _handle(rt, cmds, req):
     w = rt.hw.world
     op = req.get("op")
     if op == "now":
@@ -72,7 +88,7 @@ def handle(rt, cmds, req):
         since = req.get("since", 0)
         return {"changes": [c for c in w.changes if c[3] > since]}
     if op == "applied":
-        return {"applied": w.applied}
+        return {"applied": list(w.applied)}
     if op == "cmd":
         name = req.get("name")
         if name not in _CMDS:

@@ -58,6 +58,8 @@ SPEC = {  # key: (default, valid samples, invalid samples) from the brief
     "web_public_status": (False, [True, False], [1, "yes", None]),
     "web_session_h": (12, [1, 168], [0, 169, "12"]),
     "web_password": ("", ["", "s1$2000$00ff$" + "a" * 64], [None, 5, "x" * 101, "tab\there"]),
+    # --- control ---
+    "control_thread": (True, [True, False], [1, "yes", None]),
 }
 
 PRELUDE = """

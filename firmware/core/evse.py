@@ -143,6 +143,11 @@ class Evse:
         self.cp = PilotClassifier()
         self.enabled = True
         self.authorized = False
+        # Thread mode (services/runtime.py): commands come from another thread. A command
+        # that writes one field writes it directly; reset_faults writes many, so it is a
+        # request the step applies (the step stays the only writer of the fault state).
+        self.deferred = False
+        self._reset_req = False
         # Claims on the offered current (consts.CLAIM_*): MQTT/console, load management,
         # OCPP, grid dimming. CLAIM_NONE_MA until a claim is set; 0 is a pause.
         self.claims = [CLAIM_NONE_MA] * N_CLAIMS
@@ -244,7 +249,15 @@ class Evse:
         return None
 
     def reset_faults(self):
-        """Clear every fault and the trip history; a condition still present comes back."""
+        """Clear every fault and the trip history; a condition still present comes back.
+        Deferred (thread mode): applied at the start of the next step."""
+        if self.deferred:
+            self._reset_req = True
+            return None
+        self._reset_now()
+        return None
+
+    def _reset_now(self):
         self.fault = 0
         self._ntrips = 0
         self._mirror_timing = False
@@ -254,7 +267,6 @@ class Evse:
         if not self.outputs.contactor:
             self.cp.reset_diode()  # the EV proves its diode again
             self._retest_rcd()  # (a running RCD test goes on)
-        return None
 
     # --- helpers --------------------------------------------------------------------
 
@@ -319,6 +331,9 @@ class Evse:
 
     def step(self, inp, now):
         out = self.outputs
+        if self._reset_req:
+            self._reset_req = False
+            self._reset_now()
         was_closed = out.contactor
         drive_f = out.pilot == PILOT_MINUS12
         if not drive_f:  # while we drive F ourselves the level says nothing

@@ -67,6 +67,8 @@ SCHEMA = (
     ("web_public_status", _BOOL, 0, 0, False, 0),
     ("web_session_h", _INT, 1, 168, 12, 0),
     ("web_password", _STR0, 1, 100, "", _SECRET),
+    # --- control ---
+    ("control_thread", _BOOL, 0, 0, True, 0),
 )
 
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"

@@ -48,5 +48,6 @@ HELP = (
     "web page port, 0 = off (80 on a board; docs/web.md)\n"
     "show the live state on the web page without login\n"
     "web login lasts this long (h)\n"
-    "web page password (hash, set on the page); '' = none: a new setup code is printed"
+    "web page password (hash, set on the page); '' = none: a new setup code is printed\n"
+    "control loop in its own thread where the port has _thread (RP2040: core 1)"
 )

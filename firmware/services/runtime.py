@@ -1,12 +1,25 @@
 # The asyncio runtime: the control loop and the tasks around it.
 #
-#   control   every control_period_ms: sample -> evse.step -> outputs (contactor first)
+#   control   every control_period_ms: sample -> evse.step -> outputs (contactor first);
+#             in its own thread where the port has _thread and config control_thread is
+#             on (RP2040: core 1), else an asyncio task (docs/design-notes.md says what
+#             bounds the reaction time in each mode)
 #   metering  1 s: meter poll, energy into the store, temperature
 #   sessions  50 ms: turns output changes into session records and events
 #   flush     200 ms: writes dirty records; while charging only energy checkpoints
 #   watchdog  fed only while the control loop is on time
 # A task that raises is logged and restarted; if the control task raises, the outputs
 # go safe first. Nothing here blocks: every wait is an await.
+#
+# Control thread and asyncio side share state explicitly (each slot has one writer):
+#   control thread writes  evse.outputs, evse's own state, the edge counters (plugs,
+#                          unplugs, closes, opens, *_changes), last_tick_ms, stats
+#   asyncio side writes    claims/enabled/authorized/phase target (one field per command),
+#                          evse.cfg fields (config), hold, requests the control side applies
+#                          at its next step (evse reset_faults, stats.reset_req)
+#   both (benign)          the CT's peak arrays (a lost maximum is read again next tick)
+# The sim board's world is one object both sides touch: its lock (hw.tick_lock) is held
+# by the tick and by the sim bench's request handler, never across an await.
 import asyncio
 import gc
 import sys
@@ -15,15 +28,19 @@ from micropython import const
 
 from firmware.core import evse as E
 
+try:
+    import _thread
+except ImportError:  # a port without threads: the control loop is an asyncio task
+    _thread = None
+
 VERSION = "0.3.0"
 _RESTART_MS = const(1000)
 _CONTROL_RESTART_MS = const(100)
 _MAX_CONTROL_FAILS = const(5)  # then stay safe and let the watchdog reset the board
 _CONFIRM_MS = const(3)  # a sample that leaves C/D is confirmed this soon, not a period later
 _FAILS_RESET_MS = const(60000)  # a control task that ran this long starts a fresh fail count
-_CHG_STATE = const(1)
-_CHG_CONTACTOR = const(2)
-_CHG_FAULT = const(4)
+_STOP_WAIT_MS = const(500)
+_CT_CHUNK_WAIT_MS = const(3)  # thread mode: a CT chunk (<= 2 ms) fits in a wait this long  # stop(): how long to wait for the control thread to end
 GAP_HIST_N = const(41)  # control-gap histogram: 1 ms buckets 0..39 ms, last one = 40 ms and more
 
 
@@ -62,8 +79,17 @@ class Stats:
         self.control_fails = 0
         self.task_errors = 0
         self.last_error = ""
+        self.threaded = False  # the control loop runs in its own thread
+        self.reset_req = False  # threaded: the control side resets the gap figures
 
     def reset_gaps(self):
+        if self.threaded:
+            self.reset_req = True  # the control thread writes these: it resets them
+            return
+        self.do_reset()
+
+    def do_reset(self):
+        self.reset_req = False
         self.max_gap_ms = 0
         self.late = 0
         self.max_tick_us = 0
@@ -89,7 +115,14 @@ class Runtime:
         self.v_mv = [0, 0, 0]
         self.i_ma = [0, 0, 0]
         self.meter_error = None
-        self._changed = 0
+        # Edge counters, written by the control side only; the sessions task keeps
+        # what it has seen (no flag both sides write).
+        self.state_changes = 0
+        self.contactor_changes = 0
+        self.fault_changes = 0
+        self._seen_state = 0
+        self._seen_contactor = 0
+        self._seen_fault = 0
         self._prev_state = ""
         self._prev_contactor = False
         self._prev_fault = 0
@@ -109,6 +142,13 @@ class Runtime:
         self.link = None  # the backend link, when configured (firmware/links/mqtt_link.py)
         self.tasks = {}
         self.stopped = False
+        self.threaded = False  # set by start(): the control loop runs in its own thread
+        self._thread_running = False
+        self._thread_error = None  # the control thread's last exception (logged by the watch)
+        self._tick_lock = getattr(hw, "tick_lock", None)
+        self._nxt = 0  # control loop pacing (attributes: the loop allocates nothing)
+        self._last = 0
+        self._early = False
         self.hold = False  # console self-test owns the outputs (state A only, bounded)
         self.cp_gain_pm = 1000
         self.cp_offset_mv = 0
@@ -214,55 +254,131 @@ class Runtime:
             elif now_a and not was_a:
                 self.unplugs += 1
             self._prev_state = out.state
-            self._changed |= _CHG_STATE
+            self.state_changes += 1
         if out.contactor != self._prev_contactor:
             self._prev_contactor = out.contactor
-            self._changed |= _CHG_CONTACTOR
+            self.contactor_changes += 1
             if out.contactor:
                 self.closes += 1  # counted, so a close+open between two looks is not lost
             else:
                 self.opens += 1
         if out.fault != self._prev_fault:
             self._prev_fault = out.fault
-            self._changed |= _CHG_FAULT
+            self.fault_changes += 1
+
+    def _loop_start(self):
+        self._nxt = time.ticks_ms()
+        self._last = self._nxt
+
+    def _loop_once(self):
+        """One pass of the control loop (either mode): tick, gap figures, pacing.
+        Returns the ms to wait before the next pass. Allocates nothing."""
+        st = self.stats
+        if st.reset_req:
+            st.do_reset()
+        period = self.period_ms
+        now = time.ticks_ms()
+        gap = time.ticks_diff(now, self._last)
+        self._last = now
+        if gap > st.max_gap_ms:
+            st.max_gap_ms = gap
+        if gap > 2 * period:
+            st.late += 1
+        st.gap_hist[gap if gap < GAP_HIST_N - 1 else GAP_HIST_N - 1] += 1
+        t0 = time.ticks_us()
+        lk = self._tick_lock
+        if lk is not None:
+            lk.acquire()  # the sim's world: its other user holds it only briefly
+        try:
+            self.tick(now)
+        finally:
+            if lk is not None:
+                lk.release()
+        d = time.ticks_diff(time.ticks_us(), t0)
+        if d > st.max_tick_us:
+            st.max_tick_us = d
+        st.ticks += 1
+        self.last_tick_ms = now
+        if self._early:
+            self._early = False  # that was an extra tick: the period grid stays
+        else:
+            self._nxt = time.ticks_add(self._nxt, period)
+        wait = time.ticks_diff(self._nxt, time.ticks_ms())
+        if wait < 0:
+            self._nxt = time.ticks_ms()  # late: do not try to catch up with a burst
+            wait = 0
+        if self.evse.cp.confirming and wait > _CONFIRM_MS:
+            # A sample just left C/D: take the confirming sample now rather than a
+            # period later, so the contactor opens ~1 period sooner.
+            wait = _CONFIRM_MS
+            self._early = True
+        return wait
 
     async def control(self):
-        period = self.period_ms
-        st = self.stats
-        e = self.evse
-        nxt = time.ticks_ms()
-        last = nxt
-        early = False
+        """Single-loop mode: the control loop as an asyncio task (ports without _thread)."""
+        self._loop_start()
         while True:
-            now = time.ticks_ms()
-            gap = time.ticks_diff(now, last)
-            last = now
-            if gap > st.max_gap_ms:
-                st.max_gap_ms = gap
-            if gap > 2 * period:
-                st.late += 1
-            st.gap_hist[gap if gap < GAP_HIST_N - 1 else GAP_HIST_N - 1] += 1
-            t0 = time.ticks_us()
-            self.tick(now)
-            d = time.ticks_diff(time.ticks_us(), t0)
-            if d > st.max_tick_us:
-                st.max_tick_us = d
-            st.ticks += 1
-            self.last_tick_ms = now
-            if early:
-                early = False  # that was an extra tick: the period grid stays
-            else:
-                nxt = time.ticks_add(nxt, period)
-            wait = time.ticks_diff(nxt, time.ticks_ms())
-            if wait < 0:
-                nxt = time.ticks_ms()  # late: do not try to catch up with a burst
-                wait = 0
-            if e.cp.confirming and wait > _CONFIRM_MS:
-                # A sample just left C/D: take the confirming sample now rather than a
-                # period later, so the contactor opens ~1 period sooner.
-                wait = _CONFIRM_MS
-                early = True
-            await asyncio.sleep_ms(wait)
+            await asyncio.sleep_ms(self._loop_once())
+
+    def _control_thread(self):
+        """Thread mode: the control loop owns this thread (RP2040: core 1). A failure
+        makes the outputs safe first, is handed to the asyncio side to log (control_watch)
+        and restarts the loop; after _MAX_CONTROL_FAILS in a row the thread ends with the
+        outputs safe and the watchdog is no longer fed."""
+        st = self.stats
+        ct = self.hw.current
+        fails = 0
+        try:
+            while not self.stopped:
+                t0 = time.ticks_ms()
+                try:
+                    self._loop_start()
+                    while not self.stopped:
+                        wait = self._loop_once()
+                        if ct is not None and wait >= _CT_CHUNK_WAIT_MS:
+                            # The CT's RMS window is sampled here too, in the idle time
+                            # between ticks (a <= 2 ms chunk): readings the tick uses never
+                            # go stale while the asyncio side is held.
+                            t1 = time.ticks_ms()
+                            ct.update()
+                            wait -= time.ticks_diff(time.ticks_ms(), t1)
+                            if wait < 0:
+                                wait = 0
+                        time.sleep_ms(wait)
+                except Exception as ex:  # noqa: whatever failed, power off first
+                    self._safe_locked()
+                    st.control_fails += 1
+                    if time.ticks_diff(time.ticks_ms(), t0) >= _FAILS_RESET_MS:
+                        fails = 0
+                    fails += 1
+                    self._thread_error = ex
+                    if fails >= _MAX_CONTROL_FAILS:
+                        break
+                    time.sleep_ms(_CONTROL_RESTART_MS)
+        finally:
+            self._safe_locked()
+            self._thread_running = False
+
+    async def control_watch(self):
+        """Thread mode, asyncio side: logs what the control thread reports (the store is
+        the asyncio side's) and notes a control thread that gave up."""
+        st = self.stats
+        while True:
+            ex = self._thread_error
+            if ex is not None:
+                self._thread_error = None
+                st.task_errors += 1
+                st.last_error = "control: %s" % repr(ex)
+                print("control thread failed: %r" % ex)
+                self.store.event("task_error", st.last_error[:70], 0)
+            if not self._thread_running:
+                if not self.stopped:
+                    self.store.event("control_dead", "outputs safe", 0)
+                return
+            await asyncio.sleep_ms(50)
+
+    def _thread_mode(self):
+        return _thread is not None and self.config.get("control_thread")
 
     # --- metering, sessions, flush, watchdog ---------------------------------------------
 
@@ -307,24 +423,29 @@ class Runtime:
         store = self.store
         while True:
             await asyncio.sleep_ms(50)
-            ch = self._changed
-            if not ch:
+            n_state = self.state_changes
+            n_cont = self.contactor_changes
+            n_fault = self.fault_changes
+            if (n_state == self._seen_state and n_cont == self._seen_contactor
+                    and n_fault == self._seen_fault):
                 continue
-            self._changed = 0
             out = e.outputs
-            if ch & _CHG_FAULT:
+            if n_fault != self._seen_fault:
+                self._seen_fault = n_fault
                 names = ",".join(E.fault_names(out.fault))
                 store.event("fault" if out.fault else "fault_clear", names, 0)
                 if self.link is not None:
                     self.link.on_event("fault" if out.fault else "fault_clear", names)
-            if ch & _CHG_CONTACTOR:
+            if n_cont != self._seen_contactor:
+                self._seen_contactor = n_cont
                 if self.closes != self._seen_closes:
                     self._seen_closes = self.closes
                     store.event("charge_start", "%d mA" % out.allowed_ma)
                 if self.opens != self._seen_opens:
                     self._seen_opens = self.opens
                     store.event("charge_stop", self.stop_reason())
-            if ch & _CHG_STATE:
+            if n_state != self._seen_state:
+                self._seen_state = n_state
                 await self._plug_events(out.state)
                 if self.link is not None:
                     self.link.on_state()
@@ -376,8 +497,8 @@ class Runtime:
         """CT sampling in small chunks (hal/current.py): 7 ms, not a multiple of 10 ms,
         so the samples walk across the mains cycle."""
         ct = self.hw.current
-        if ct is None:
-            return
+        if ct is None or self.threaded:
+            return  # thread mode: the control thread samples the CT
         while True:
             ct.update()
             await asyncio.sleep_ms(7)
@@ -416,6 +537,16 @@ class Runtime:
             print("safe() failed:", ex)
         self.evse.outputs.contactor = False
 
+    def _safe_locked(self):
+        lk = self._tick_lock
+        if lk is not None:
+            lk.acquire()
+        try:
+            self._safe()
+        finally:
+            if lk is not None:
+                lk.release()
+
     async def _supervise(self, name, fn):
         st = self.stats
         fails = 0  # control failures in a row (a run of 60 s starts the count afresh)
@@ -445,8 +576,17 @@ class Runtime:
                 await asyncio.sleep_ms(_CONTROL_RESTART_MS if name == "control" else _RESTART_MS)
 
     def start(self, extra=()):
-        """Create every task; extra = ((name, coroutine function), ...)."""
-        for name, fn in (("control", self.control), ("metering", self.metering),
+        """Start the control loop (its own thread where possible) and create every task;
+        extra = ((name, coroutine function), ...)."""
+        control = self.control
+        if self._thread_mode():
+            self.threaded = True
+            self.stats.threaded = True
+            self.evse.deferred = True  # reset_faults is applied by the control side
+            self._thread_running = True
+            _thread.start_new_thread(self._control_thread, ())
+            control = self.control_watch
+        for name, fn in (("control", control), ("metering", self.metering),
                          ("sessions", self.sessions), ("flush", self.flush),
                          ("current", self.current),
                          ("watchdog", self.watchdog)) + tuple(extra):
@@ -458,7 +598,16 @@ class Runtime:
             while not self.stopped:
                 await asyncio.sleep_ms(500)
         finally:
-            self._safe()
+            self.stop_control()
+
+    def stop_control(self):
+        """Stop the control loop (the thread ends within a period), then outputs safe."""
+        self.stopped = True
+        if self.threaded:
+            t0 = time.ticks_ms()
+            while self._thread_running and time.ticks_diff(time.ticks_ms(), t0) < _STOP_WAIT_MS:
+                time.sleep_ms(2)
+        self._safe()
 
     # --- reporting (allocates: never from the control tick) -------------------------------
 
@@ -479,6 +628,7 @@ class Runtime:
             "rcd": rcd, "meter_error": self.meter_error,
             "uptime_s": time.ticks_diff(time.ticks_ms(), self.started_ms) // 1000,
             "fw": VERSION, "ticks": self.stats.ticks, "max_gap_ms": self.stats.max_gap_ms,
+            "control": "thread" if self.threaded else "loop",
             "link": self.link.status() if self.link is not None else "off",
             "mem_free": gc.mem_free(),
         }
