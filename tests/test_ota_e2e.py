@@ -166,10 +166,11 @@ def test_hang_until_the_watchdog_fires_rolls_back(mp, box):
 
 
 def test_never_healthy_rolls_back_after_three_boots(mp, box):
-    # the control loop never runs: not healthy, so each boot ends in a reboot
-    bad = U.runtime_source("    async def control(self):\n",
-                           "    async def control(self):\n"
-                           "        await asyncio.sleep_ms(10000000)\n")
+    # the control loop never ticks (in thread and single-loop mode alike: its one pass
+    # only waits): not healthy, so each boot ends in a reboot
+    bad = U.runtime_source("    def _loop_once(self):\n",
+                           "    def _loop_once(self):\n"
+                           "        return 100\n\n    def _loop_once_unused(self):\n")
     _stage(mp, box, U.bundle(KEY, "0.9.4", replace={"firmware/services/runtime.py": bad}))
     with SimBench(data_dir=box, config=CFG) as b:
         for _ in range(3):
