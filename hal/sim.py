@@ -5,6 +5,7 @@
 # a meter consistent with the load. The world advances on every driver call, using the
 # process clock, and applies scheduled physical events at their absolute time (µs), so a
 # reaction latency is measured from the instant the physical change happened.
+import array
 import time
 from micropython import const
 
@@ -14,7 +15,8 @@ from firmware.core.consts import (PILOT_OFF, PILOT_PLUS12, PILOT_PWM, PILOT_MINU
                                   PP_OPEN_OHM, TEMP_NONE)
 
 _LEVEL_MV = {"A": 12000, "B": 9000, "C": 6000, "D": 3000, "E": 0}
-_CHANGES_MAX = const(100)  # recent output changes (latency look-ups need the last few)
+_CHANGES_MAX = const(100)
+_CHANGE_KINDS = ("pilot", "contactor", "phases", "rcd_test", "lock")  # recent output changes (latency look-ups need the last few)
 _RCD_TRIP_US = const(20000)  # the RDC-DD answers its test input after 20 ms
 _RCD_CLEAR_US = const(30000)  # and releases 30 ms after the test input drops
 _LOCK_US = const(100000)  # lock actuator travel time
@@ -88,9 +90,16 @@ class World:
         self._energy_rem = 0  # remainder below 1 mWh (in mW x us), so nothing is truncated away
         self._last_us = time.ticks_us()
         self._rng = 12345
+        self.cp_hi_mv = 12000  # cp_levels() writes these
+        self.cp_lo_mv = 12000
         self.schedule = []  # [t_us, name, value], sorted by time
         self.applied = []  # [t_us, name, value] applied scheduled events (last 100)
-        self.changes = []  # [t_us, what, value] output changes (bounded)
+        # Output changes, the last _CHANGES_MAX, as a ring of preallocated int arrays:
+        # recording one allocates nothing (the control thread records them) and the ring
+        # costs ~1 KB of heap instead of ~8 KB of 4-element lists on a 64-bit port.
+        self._ch_t = array.array("q", bytes(8 * _CHANGES_MAX))  # ticks_us: > 32 bits here
+        self._ch_k = bytearray(_CHANGES_MAX)
+        self._ch_v = array.array("i", bytes(4 * _CHANGES_MAX))
         self.changes_seq = 0
         self.wdt_feeds = 0
         self.wdt_last_us = 0
@@ -120,12 +129,24 @@ class World:
         return None
 
     def record(self, what, value):
-        now = time.ticks_us()
+        i = self.changes_seq % _CHANGES_MAX
+        self._ch_t[i] = time.ticks_us()
+        self._ch_k[i] = _CHANGE_KINDS.index(what)
+        self._ch_v[i] = value
         self.changes_seq += 1
-        c = self.changes
-        c.append([now, what, value, self.changes_seq])
-        if len(c) > _CHANGES_MAX:
-            c.pop(0)
+
+    def changes(self, since=0):
+        """Output changes after seq `since`, oldest first: [t_us, what, value, seq]."""
+        out = []
+        n = self.changes_seq
+        seq = n - _CHANGES_MAX if n > _CHANGES_MAX else 0
+        if seq < since:
+            seq = since
+        while seq < n:
+            i = seq % _CHANGES_MAX
+            seq += 1
+            out.append([self._ch_t[i], _CHANGE_KINDS[self._ch_k[i]], self._ch_v[i], seq])
+        return out
 
     # --- physics ---------------------------------------------------------------------
 
@@ -198,12 +219,16 @@ class World:
         return "B"
 
     def cp_levels(self):
+        """CP high/low level (mV) into cp_hi_mv / cp_lo_mv: fields, not a tuple, so the
+        control tick's sample allocates nothing (thread mode: no garbage from that side)."""
         st = self.cp_state()
         p = self.pilot
         if p == PILOT_MINUS12:
-            return -12000, -12000
+            self.cp_hi_mv = self.cp_lo_mv = -12000
+            return
         if p == PILOT_OFF:
-            return 0, 0
+            self.cp_hi_mv = self.cp_lo_mv = 0
+            return
         hi = _LEVEL_MV[st]
         if self.noise_mv:
             self._rng = (self._rng * 1103515245 + 12345) & 0x3FFFFFFF
@@ -212,7 +237,8 @@ class World:
             lo = -12000 if (self.diode or st == "A" or st == "E") else -hi
         else:
             lo = hi
-        return hi, lo
+        self.cp_hi_mv = hi
+        self.cp_lo_mv = lo
 
     def rcd_tripped(self):
         if self.rcd_fault:
@@ -255,7 +281,9 @@ class SimPilot:
             w.fail_count -= 1
             raise OSError(5, "sim: CP sampler failure")
         w.update()
-        self.high_mv, self.low_mv = w.cp_levels()
+        w.cp_levels()
+        self.high_mv = w.cp_hi_mv
+        self.low_mv = w.cp_lo_mv
         return True
 
 

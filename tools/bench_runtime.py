@@ -248,6 +248,38 @@ def _smallest(progress, mode, romfs, lo_kb=96, hi_kb=256, known=None):
     return runs[hi], runs
 
 
+def _heap_breakdown(progress, img, heapsize="160k"):
+    """What the live heap holds after boot, per module (WALLBOX_HEAP_TRACE: tools/romboot.py
+    records what each import statement left live after a collection, with and without what
+    it imported in turn) and the data the firmware built (the rest), ROMFS boot, a heap
+    large enough that the tracing itself fits."""
+    with SimBench(config=latency.BENCH_CONFIG, heapsize=heapsize, romfs=img,
+                  env={"WALLBOX_HEAP_TRACE": "1"}) as b:
+        start = b.gc()["mem_alloc"]
+        b.set(**latency.BENCH_WORLD)
+        _session(b, 2.0)
+        end = b.gc()["mem_alloc"]
+        mods = {}
+        for line in b.log().splitlines():
+            p = line.split()
+            if len(p) == 4 and p[0] == "heap-import":
+                name = p[1].split(":")[0]
+                mods[name] = mods.get(name, 0) + int(p[3])
+    code = sum(mods.values())
+    bare = _bare_heap(heapsize)
+    out = {"modules_self_bytes": dict(sorted(mods.items(), key=lambda kv: -kv[1])),
+           "modules_total_bytes": code, "interpreter_bytes": bare,
+           "data_after_boot_bytes": start - code - bare,
+           "mem_alloc_after_gc_boot": start, "mem_alloc_after_gc_session": end,
+           "how": "romboot WALLBOX_HEAP_TRACE: per import statement, gc.mem_alloc() after a "
+                  "collection before and after (self = without nested imports); data = the "
+                  "rest after boot (store, config, world and drivers, runtime, tasks)"}
+    top = list(out["modules_self_bytes"].items())[:6]
+    progress("heap breakdown: modules %d B (%s), data %d B, interpreter %d B" % (
+        code, ", ".join("%s %d" % kv for kv in top), out["data_after_boot_bytes"], bare))
+    return out
+
+
 def bench_96k(progress):
     """The 96k target, with the device code as a board holds it (ROMFS, outside the heap)
     and as the unix port loads files (.mpy, .py: all bytecode in the heap); the smallest
@@ -262,6 +294,14 @@ def bench_96k(progress):
         for mode in ("romfs", "mpy", "source"):
             res[mode] = _small_heap_session(progress, "96k", mode, img)
         res["pass"] = res["romfs"]["pass"]
+        rs = res["romfs"]
+        if rs.get("mem_alloc_after_gc_end"):
+            heap = 96 * 1024
+            res["romfs_free_pct"] = round(100.0 * (heap - rs["mem_alloc_after_gc_end"]) / heap, 1)
+        try:
+            res["breakdown"] = _heap_breakdown(progress, img)
+        except Exception as ex:  # report, don't hide
+            res["breakdown"] = {"error": repr(ex)[-300:]}
         for mode in ("romfs", "mpy"):
             sm, runs = _smallest(progress, mode, img, 96 if mode == "romfs" else 144,
                                  known={96: res[mode]})

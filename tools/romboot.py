@@ -61,7 +61,38 @@ def boot(path):
     gc.collect()
 
 
+def trace_imports():
+    """WALLBOX_HEAP_TRACE=1: print 'heap-import <name> <total> <self>' for every import
+    statement: what it left live in the heap after a collection (total, with what it
+    imported; self, without). tools/bench_runtime.py heap96k.breakdown reads these."""
+    import builtins
+    orig = builtins.__import__
+    stack = []
+
+    def traced(name, *args):
+        gc.collect()
+        m0 = gc.mem_alloc()
+        stack.append(0)
+        try:
+            return orig(name, *args)
+        finally:
+            inner = stack.pop()
+            gc.collect()
+            d = gc.mem_alloc() - m0
+            if stack:
+                stack[-1] += d
+            fl = args[2] if len(args) > 2 else None
+            if d >= 32:
+                print("heap-import %s%s %d %d" % (
+                    name, (":" + ",".join(fl)[:40]) if isinstance(fl, tuple) else "",
+                    d, d - inner))
+
+    builtins.__import__ = traced
+
+
 boot(os.getenv("WALLBOX_ROMFS") or "build/wallbox.romfs")
-del boot, _flash, _rw_maps
+if os.getenv("WALLBOX_HEAP_TRACE"):
+    trace_imports()
+del boot, _flash, _rw_maps, trace_imports
 gc.collect()
 import main  # noqa: E402,F401  (/rom/main.mpy: from firmware import app; app.main())
