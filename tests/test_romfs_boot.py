@@ -10,7 +10,10 @@ import latency  # noqa: E402
 import romfs  # noqa: E402
 from simbench import SimBench  # noqa: E402
 
-HEAP_KB = 112
+# A heap the whole session fits in (the 96 KB target is the bench's: runtime.heap96k), small
+# enough that image + live heap would not: this test checks where the code lives. 112 KB
+# became a coin toss on fragmentation once OTA (default on) brought the boot heap to ~96 KB.
+HEAP_KB = 128
 
 
 def test_session_from_romfs_outside_heap(tmp_path):
