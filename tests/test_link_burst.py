@@ -101,6 +101,9 @@ def test_command_burst_with_rcd_trip_every_command_answered(tmp_path):
         be.wait_until(lambda: any(json.loads(p)["type"] == "fault" and "rcd_trip" in
                                   json.loads(p)["detail"] for p in be.find(B + "event")),
                       10, "the rcd_trip fault event")
+        # state publishes a full normal lane refused during the burst were sent again
+        be.wait_until(lambda: be.find(B + "state") and be.find(B + "state")[-1] == b"F", 10,
+                      "retained state F after the burst")
         lat = b.latency_ms(t_trip, "contactor", 0)
         assert lat is not None and lat < LIMIT_MS, lat
         st = b.status()
