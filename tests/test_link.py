@@ -470,6 +470,10 @@ def test_clean_stop_publishes_offline_and_will_on_kill(tmp_path):
         k = be.mark()
         b.stop()
         be.wait(B + "status", lambda p: p == b"offline", since=k, timeout=5)
+        # the broker logs the DISCONNECT after it has forwarded "offline": give it a moment
+        t_end = time.monotonic() + 10
+        while "Client wallbox-wb1 disconnected." not in br.read_log() and time.monotonic() < t_end:
+            time.sleep(0.1)
         assert "Client wallbox-wb1 disconnected." in br.read_log()
         b.start()
         be.wait(B + "status", lambda p: p == b"online", since=k)
