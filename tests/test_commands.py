@@ -166,3 +166,16 @@ result = [res, c.get('fallback_current_a'), c.get('fallback_timeout_s'), c.get('
     assert "negative values not allowed" in res[0] and "negative" in res[2]
     assert (fb, to, tele) == (6, 0, 10)
     assert cp == [-20, None]  # a signed key keeps its negatives
+
+
+def test_ota_mqtt_payload_is_strict_too(mp):
+    """cmd/update and cmd/rollback parse through the same strict path."""
+    r = mp.run("""
+import binascii
+from firmware.links.ota_mqtt import OtaMqtt
+result = [list(OtaMqtt._payload(None, binascii.unhexlify(h))) for h in data]
+""", [p.hex() for p in (b'{"url": "http://x/b", "sha256": "ab",}', b'{"url": "a", "url": "b"}',
+                        b'{"req": "\\ud800"}', b"\xed\xa0\x80", b'{"url": "http://x/b"}',
+                        b" install ")])
+    assert all(v is None and err.startswith("payload") for v, err in r[:4]), r
+    assert r[4] == [{"url": "http://x/b"}, None] and r[5] == ["install", None]

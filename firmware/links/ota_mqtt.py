@@ -9,6 +9,7 @@ import asyncio
 import json
 from micropython import const
 
+from firmware.links.commands import json_strict, utf8
 from firmware.services.ota import Ota
 
 _MAX_PAYLOAD = const(600)
@@ -75,16 +76,15 @@ class OtaMqtt:
     def _payload(self, payload):
         if len(payload) > _MAX_PAYLOAD:
             return None, "payload too long (max %d bytes)" % _MAX_PAYLOAD
-        try:
-            text = bytes(payload).decode().strip()
-        except Exception:
-            return None, "payload must be UTF-8 text"
+        text = utf8(payload)  # strict UTF-8 and JSON: the one input path (commands.py)
+        if text is None:
+            return None, "payload must be valid UTF-8 text"
+        text = text.strip()
         if not text.startswith("{"):
             return text, None
-        try:
-            obj = json.loads(text)
-        except ValueError:
-            obj = None
+        obj, err = json_strict(text)
+        if err:
+            return None, "payload: " + err
         if type(obj) is not dict:
             return None, "payload: not a JSON object"
         return obj, None
