@@ -69,14 +69,26 @@ def _stats(rt):
     return d
 
 
-_WORLD_OPS = ("set", "at", "read", "changes", "applied", "reset_stats")
+_WORLD_OPS = ("set", "at", "changes", "applied", "reset_stats")
 
 
 def handle(rt, cmds, req):
     """One request. The world is shared with the control thread (thread mode): the ops that
-    touch it hold its lock, briefly and never across an await."""
+    touch it hold its lock, briefly and never across an await. "read" holds it only while
+    it copies the world: status() allocates (a collection may run) and must not hold the
+    tick meanwhile."""
     lk = rt.hw.world.mutex
-    if lk is None or req.get("op") not in _WORLD_OPS:
+    op = req.get("op")
+    if op == "read":
+        if lk is not None:
+            lk.acquire()
+        try:
+            world = _world_dict(rt.hw.world)
+        finally:
+            if lk is not None:
+                lk.release()
+        return {"world": world, "status": rt.status(), "stats": _stats(rt)}
+    if lk is None or op not in _WORLD_OPS:
         return _handle(rt, cmds, req)
     lk.acquire()
     try:
@@ -96,8 +108,6 @@ def _handle(rt, cmds, req):
     if op == "at":
         err = w.at(req.get("t_us"), req.get("k"), req.get("v"))
         return {"err": err} if err else {}
-    if op == "read":
-        return {"world": _world_dict(w), "status": rt.status(), "stats": _stats(rt)}
     if op == "changes":
         since = req.get("since", 0)
         return {"changes": w.changes(since)}
