@@ -60,6 +60,9 @@ SPEC = {  # key: (default, valid samples, invalid samples) from the brief
     "web_password": ("", ["", "s1$2000$00ff$" + "a" * 64], [None, 5, "x" * 101, "tab\there"]),
     # --- control ---
     "control_thread": (True, [True, False], [1, "yes", None]),
+    # --- web (https) ---
+    "web_cert": ("", ["", "/web_cert.der"], [0, "x" * 65]),
+    "web_key": ("", ["", "/web_key.der"], [0, "x" * 65]),
 }
 
 PRELUDE = """

@@ -135,6 +135,18 @@ def test_csv_download_lists_the_session(bench, browser):
     assert any(ln.startswith(sid + ",") for ln in lines[1:]), lines
 
 
+def test_update_upload_shows_the_firmwares_verdict(bench, browser):
+    d = browser
+    wait(lambda: visible(d, "f-update"), "update form (ota on by default)")
+    junk = os.path.join(d.download_dir, "not-a-bundle.wbu")
+    with open(junk, "wb") as f:
+        f.write(b"this is not a signed bundle" * 20)
+    by_id(d, "u-file").send_keys(junk)
+    by_id(d, "f-update").submit()
+    wait(lambda: text(d, "u-err"), "rejection text")
+    assert bench.alive() and bench.read()["status"]["ota"]["state"] in ("idle", "failed")
+
+
 def test_phone_viewport_fits(bench, browser):
     d = browser
     d.set_window_size(390, 844)

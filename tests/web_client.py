@@ -24,11 +24,11 @@ def setup_code(b, timeout=10):
         time.sleep(0.1)
 
 
-def start_bench(**config):
+def start_bench(data_dir=None, **config):
     port = _free_port()
     cfg = {"web_port": port, "min_off_s": 0, "ev_off_s": 0, "fault_retry_s": 5}
     cfg.update(config)
-    b = SimBench(config=cfg)
+    b = SimBench(data_dir=data_dir, config=cfg)
     b.web_port = port
     return b
 

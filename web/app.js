@@ -56,6 +56,11 @@ function render(s) {
   text("s-session", s.session ? (s.session.wh / 1000).toFixed(2) + " kWh, " + fmtTime(s.session.s) : "none");
   text("s-energy", (s.energy_wh / 1000).toFixed(1) + " kWh");
   text("fw", s.fw);
+  if (s.ota) {
+    show("f-update", !!csrf);
+    text("ota-state", "(" + (s.ota.slot || "") + (s.ota.trial ? ", on trial" : "") +
+      (s.ota.state !== "idle" ? ", update " + s.ota.state + (s.ota.progress !== null ? " " + s.ota.progress + " %" : "") : "") + ")");
+  }
   var en = $("c-enable");
   en.textContent = s.enabled ? "Enabled: tap to disable" : "Disabled: tap to enable";
   en.className = s.enabled ? "on" : "";
@@ -202,6 +207,19 @@ $("f-settings").onsubmit = function (e) {
   api("POST", "/api/config", body).then(function (j) {
     msg("set-ok", "set-err", j, "saved: " + Object.keys(body).join(", "));
     if (!j.error) { loadSettings(); }
+  });
+};
+$("f-update").onsubmit = function (e) {
+  e.preventDefault();
+  var f = $("u-file").files[0];
+  if (!f) { msg("u-ok", "u-err", {error: "choose a .wbu file first"}, ""); return; }
+  text("u-ok", "uploading " + f.name + "…");
+  text("u-err", "");
+  fetch("/api/update", {method: "POST", body: f, credentials: "same-origin",
+    headers: {"Content-Type": "application/octet-stream", "X-CSRF-Token": csrf}}).then(function (r) {
+    return r.json().catch(function () { return {error: "HTTP " + r.status}; });
+  }, function () { return {error: "the wallbox does not answer"}; }).then(function (j) {
+    msg("u-ok", "u-err", j, j.message || "");
   });
 };
 start();

@@ -28,6 +28,7 @@ _JSON = "application/json"
 _SECRET = const(1)  # config.py SCHEMA flag for secrets (its own const is module-private)
 _CMDS = ("set_current", "enable", "set_phases", "reset_faults", "authorize")
 _EPOCH_2000 = const(946684800)
+MAX_BUNDLE = const(4 * 1024 * 1024)  # the largest upload accepted (a release bundle is ~200 KB)
 
 
 def _err(status, msg):
@@ -79,7 +80,20 @@ class Web:
         self.app = md.Microdot()
         self._routes()
         host = "127.0.0.1" if sys.platform == "linux" else "0.0.0.0"  # the sim bench stays local
-        self.http = H.Server(self.app, rt.config.get("web_port"), host, self._body_limit)
+        self.error = None
+        self.http = H.Server(self.app, rt.config.get("web_port"), host, self._body_limit,
+                             self._tls())
+
+    def _tls(self):
+        """Server TLS context from web_cert/web_key, None for http. A cert that cannot be
+        loaded raises: the page stays off rather than falling back to plain http."""
+        cert, key = self.rt.config.get("web_cert"), self.rt.config.get("web_key")
+        if not cert and not key:
+            return None
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(_read(cert), _read(key))  # at start: file reads block too
+        return ctx
 
     def status(self):
         st = self.http.status()
@@ -89,6 +103,8 @@ class Web:
         return st
 
     def _body_limit(self, method, path):
+        if path == "/api/update" and method == "POST":
+            return -MAX_BUNDLE  # streamed into the inactive slot (docs/ota.md), never whole in RAM
         return H.MAX_BODY
 
     # --- who may do what --------------------------------------------------------------
@@ -98,14 +114,15 @@ class Web:
     def may_read_token(self, token):
         return self.rt.config.get("web_public_status") or self.auth.session(token) is not None
 
-    def _guard(self, req, post):
+    def _guard(self, req, post, ctype=_JSON):
         """None if the request may go on, else the error Response. Every POST needs the
-        session's CSRF token in X-CSRF-Token, a JSON body and (if sent) our own Origin."""
+        session's CSRF token in X-CSRF-Token, a JSON body (the upload: octet-stream) and
+        (if sent) our own Origin."""
         s = self.auth.session(self._token(req))
         if s is None:
             return _err(401, "log in first")
         if post:
-            bad = self._post_checks(req)
+            bad = self._post_checks(req, ctype)
             if bad is not None:
                 return bad
             tok = req.headers.get("X-CSRF-Token", "")
@@ -113,13 +130,15 @@ class Web:
                 return _err(403, "missing or wrong CSRF token: reload the page")
         return None
 
-    def _post_checks(self, req):
+    def _post_checks(self, req, ctype=_JSON):
         origin = req.headers.get("Origin")
         host = req.headers.get("Host", "")
         if origin is not None and origin.split("://", 1)[-1] != host:
             return _err(403, "cross-site request refused")
-        if (req.content_type or "").split(";")[0].strip() != _JSON:
-            return _err(415, "send JSON (Content-Type: application/json)")
+        if (req.content_type or "").split(";")[0].strip() != ctype:
+            return _err(415, "send %s (Content-Type: %s)" % ("JSON" if ctype == _JSON else "the file", ctype))
+        if ctype != _JSON:
+            return None
         try:
             req.g.data = json.loads(req.body.decode()) if req.body else {}
         except Exception:
@@ -129,7 +148,8 @@ class Web:
         return None
 
     def _cookie(self, res, token, age_s):
-        res.set_cookie(COOKIE, token, path="/", max_age=age_s, http_only=True)
+        res.set_cookie(COOKIE, token, path="/", max_age=age_s, http_only=True,
+                       secure=self.http.tls is not None)
         # SameSite=Strict: the browser never sends the session from another site's page
         c = res.headers["Set-Cookie"]
         c[-1] += "; SameSite=Strict"
@@ -151,6 +171,12 @@ class Web:
               "session": s, "energy_wh": rt.store.energy_wh, "fw": VERSION,
               "uptime_s": rt.store.uptime_s(), "authorized": e.authorized,
               "temp_c": rt.temp_dc / 10 if rt.temp_dc != E.TEMP_NONE else None}
+        ota = rt.features.get("ota")
+        if ota is not None:  # signed updates (docs/ota.md): state and progress for the page
+            o2 = ota.status()
+            st["ota"] = {"state": o2.get("state"), "progress": o2.get("progress"),
+                         "slot": o2.get("slot"), "error": o2.get("error"),
+                         "trial": o2.get("trial")}
         lm = C._row("lm_mode")
         if lm is not None:  # load management (helper "load"), once it is there
             st["lm_mode"] = rt.config.get("lm_mode")
@@ -317,6 +343,30 @@ class Web:
                 "Content-Type": "text/csv; charset=UTF-8",
                 "Content-Disposition": "attachment; filename=\"sessions.csv\""})
 
+        @app.post("/api/update")
+        async def update(req):
+            """The body is a signed release bundle (tools/release.py), streamed to ota.install."""
+            bad = web._guard(req, True, "application/octet-stream")
+            if bad is not None:
+                return bad
+            ota = web.rt.features.get("ota")
+            if ota is None:
+                return _err(409, "updates are off on this wallbox (config ota)")
+            why = ota.busy()
+            if not why and web.rt.evse.outputs.contactor:
+                why = "the contactor is closed (charging): update when the session has ended"
+            if why:
+                return _err(409, why)  # refused before a byte of the body is read
+            n = req.content_length
+            if not n:
+                return _err(400, "no file: send the bundle as the body")
+            web.rt.store.event("web_update", "%d bytes" % n)
+            try:
+                ok, msg = await ota.install(req.stream, n, None, None, "web")
+            except H.HttpError as ex:
+                return _err(ex.status, ex.why)
+            return {"ok": True, "message": msg} if ok else _err(400, msg)
+
         @app.errorhandler(404)
         async def not_found(req):
             return _err(404, "no such page")
@@ -336,8 +386,20 @@ def _iso(t):
     return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (y, mo, d, h, mi, s)
 
 
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def start(rt):
-    """FEATURES entry (config web_port): the server task and the change watcher."""
-    web = Web(rt)
+    """FEATURES entry (config web_port): the server task and the change watcher. A TLS
+    certificate or key that cannot be read keeps the page off (reported, never plain http)."""
+    try:
+        web = Web(rt)
+    except Exception as ex:
+        why = "web_cert/web_key unusable (%s): web page off" % type(ex).__name__
+        print(why)
+        rt.store.event("web_tls", why[:60], 0)
+        return []
     rt.features["web"] = web
     return [("web", web.http.run), ("web_watch", web.watch)]

@@ -21,6 +21,7 @@ MAX_BODY = const(2048)
 MAX_HEADERS = const(24)
 HEAD_MS = const(5000)
 WRITE_MS = const(5000)
+READ_MS = const(10000)  # a streamed upload: each chunk within this
 _CHUNK = const(256)
 _OUT = const(512)  # responses are written in one go up to this size (no Nagle stalls)
 METHODS = ("GET", "HEAD", "POST")
@@ -29,6 +30,33 @@ _REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method
             408: "Request Timeout", 413: "Payload Too Large", 429: "Too Many Requests",
             431: "Request Header Fields Too Large", 501: "Not Implemented", 503: "Service Unavailable",
             505: "HTTP Version Not Supported"}
+
+
+class BodyReader:
+    """A streamed request body (firmware upload): `async read(n)` gives at most n bytes,
+    b"" after Content-Length; each read must arrive within READ_MS, so a stalled upload
+    frees its slot. The bytes that came with the head are handed out first."""
+
+    def __init__(self, reader, first, size):
+        self.r = reader
+        self.first = first
+        self.left = size
+
+    async def read(self, n=512):
+        if self.left <= 0:
+            return b""
+        if self.first:
+            b = self.first[:n]
+            self.first = self.first[n:]
+        else:
+            try:
+                b = await asyncio.wait_for_ms(self.r.read(min(n, self.left)), READ_MS)
+            except asyncio.TimeoutError:
+                raise HttpError(408, "upload stalled")
+            if not b:
+                raise HttpError(400, "connection closed mid-upload")
+        self.left -= len(b)
+        return b
 
 
 class HttpError(Exception):
@@ -46,6 +74,7 @@ class Writer:
         self.s = s
         self.buf = bytearray()
         self.sent = 0
+        self.got = False  # any request byte arrived (with TLS: the handshake is done)
 
     async def awrite(self, data):
         self.buf.extend(data)
@@ -127,10 +156,13 @@ def status_bytes(status, why):
 
 class Server:
     """Serves `app` (a microdot.Microdot) on `port`. `body_limit(method, path)` gives the
-    largest body a route accepts (default MAX_BODY). Counters for status() and bench."""
+    largest body a route accepts (default MAX_BODY); a negative limit -N means the route
+    streams a body of up to N bytes (req.stream, a BodyReader; the head alone must arrive
+    within HEAD_MS, each chunk after it within READ_MS). Counters for status() and bench."""
 
-    def __init__(self, app, port, host="0.0.0.0", body_limit=None):
+    def __init__(self, app, port, host="0.0.0.0", body_limit=None, tls=None):
         self.app = app
+        self.tls = tls  # an ssl.SSLContext (server side) for https, or None
         self.port = port
         self.host = host
         self.body_limit = body_limit
@@ -142,10 +174,15 @@ class Server:
         self.server = None
 
     def status(self):
-        return {"port": self.port, "active": self.active, "served": self.served,
+        return {"port": self.port, "https": self.tls is not None, "active": self.active,
+                "served": self.served,
                 "busy": self.busy, "refused": self.refused}
 
     async def run(self):
+        # TLS is not handed to start_server: _conn wraps each socket itself, so that the
+        # handshake runs on the first read inside the HEAD_MS budget and the TCP socket is
+        # closed whatever the handshake did (a plain-HTTP client on the TLS port otherwise
+        # left its socket open).
         self.server = await asyncio.start_server(self._conn, self.host, self.port, backlog=4)
         try:
             while True:
@@ -164,6 +201,17 @@ class Server:
             await _close(writer)
             return
         self.active += 1
+        raw = None
+        if self.tls is not None:
+            raw = writer.s
+            try:
+                t = self.tls.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+                reader = writer = asyncio.StreamReader(t, {"peername": writer.get_extra_info("peername")})
+            except Exception:
+                raw.close()
+                self.active -= 1
+                self.refused += 1
+                return
         w = Writer(writer)
         try:
             try:
@@ -177,11 +225,12 @@ class Server:
         except HttpError as ex:
             self.refused += 1
             self.last_refusal = "%d %s" % (ex.status, ex.why)
-            try:
-                w.buf = bytearray()
-                await w.awrite(status_bytes(ex.status, ex.why))
-            except Exception:
-                pass
+            if w.got:  # a client that sent nothing (or never finished TLS) gets no answer
+                try:
+                    w.buf = bytearray()
+                    await w.awrite(status_bytes(ex.status, ex.why))
+                except Exception:
+                    pass
         except Exception as ex:  # a client gone mid-write, a timeout while writing: just close
             self.last_refusal = repr(ex)[:60]
         finally:
@@ -189,6 +238,8 @@ class Server:
                 await w.aclose()
             except Exception:
                 pass
+            if raw is not None:
+                raw.close()  # the TCP socket itself, whatever state TLS is in
             self.active -= 1
 
     async def _read(self, reader, w):
@@ -198,6 +249,7 @@ class Server:
             chunk = await reader.read(_CHUNK)
             if not chunk:
                 raise HttpError(400, "connection closed mid-request")
+            w.got = True
             start = len(buf) - 3 if len(buf) > 3 else 0
             buf.extend(chunk)
             end = buf.find(b"\r\n\r\n", start)
@@ -209,7 +261,14 @@ class Server:
         n = int(headers.get("Content-Length", "0"))
         path = url.split("?", 1)[0]
         limit = self.body_limit(method, path) if self.body_limit is not None else MAX_BODY
-        if n > limit:
+        stream = None
+        if limit < 0:  # a streamed body: the route reads it (from its own task, bounded)
+            if n > -limit:
+                raise HttpError(413, "body over %d bytes" % -limit)
+            stream = BodyReader(reader, bytes(buf[end + 4:end + 4 + n]), n)
+            n = 0
+            buf = buf[:end + 4]
+        elif n > limit:
             raise HttpError(413, "body over %d bytes" % limit)
         body = buf[end + 4:]
         if len(body) > n:
@@ -220,7 +279,10 @@ class Server:
                 raise HttpError(400, "connection closed mid-body")
             body.extend(chunk)
         try:
-            return md.Request(self.app, w.get_extra_info("peername"), method, url, version[5:],
-                              headers, body=bytes(body), sock=(reader, w))
+            req = md.Request(self.app, w.get_extra_info("peername"), method, url, version[5:],
+                             headers, body=bytes(body), stream=stream, sock=(reader, w))
         except Exception:
             raise HttpError(400, "malformed request")
+        if stream is not None:
+            req.max_content_length = -limit  # microdot's own check; the limit is ours (above)
+        return req

@@ -69,6 +69,9 @@ SCHEMA = (
     ("web_password", _STR0, 1, 100, "", _SECRET),
     # --- control ---
     ("control_thread", _BOOL, 0, 0, True, 0),
+    # --- web (https) ---
+    ("web_cert", _STR, 0, 64, "", 0),
+    ("web_key", _STR, 0, 64, "", 0),
 )
 
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"

@@ -49,5 +49,8 @@ HELP = (
     "show the live state on the web page without login\n"
     "web login lasts this long (h)\n"
     "web page password (hash, set on the page); '' = none: a new setup code is printed\n"
-    "control loop in its own thread where the port has _thread (RP2040: core 1)"
+    "control loop in its own thread where the port has _thread (RP2040: core 1)\n"
+    # --- web (https) ---
+    "TLS certificate file (DER/PEM) for https, '' = http\n"
+    "TLS private key file for web_cert"
 )
