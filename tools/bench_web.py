@@ -228,6 +228,9 @@ def run(progress):
         d = chrome(dl)
         try:
             d.get("http://127.0.0.1:%d/" % port)
+            t_end = time.time() + 20
+            while not d.find_element("id", "login-pw").is_displayed() and time.time() < t_end:
+                time.sleep(0.1)
             d.find_element("id", "login-pw").send_keys(PASSWORD)
             d.find_element("id", "f-login").submit()
             t_end = time.time() + 20
