@@ -68,12 +68,13 @@ STRICT = "from firmware.links.commands import json_strict, utf8, parse_payload, 
 BAD_JSON = ['{"a":1,}', '[1,]', '[1,,2]', '{,}', 'NaN', '{"a":NaN}', 'Infinity', '-Infinity',
             '{"a":1,"a":2}', '01', '-01', '1.', '.5', '1e', '+1', '[1 2]', '{"a" 1}', '{a:1}',
             "{'a':1}", '"\\x"', '"\\u12"', '"\\ud800"', '"\\udc00"', '"\\ud800\\u0041"',
-            '"\\u0000"', '"a\tb"', '"a\nb"', 'tru', 'nul', 'true false', '{"a":1}x', '1e400',
+            '"\\u0000"', '"a\tb"', '"a\nb"', '"a\\"', '"a\\\\\\"', '"\\q"', 'tru', 'nul', 'true false', '{"a":1}x', '1e400',
             '[' * 9 + ']' * 9, '', ' ', '"unterminated', '{"a":1', '0x10']
 GOOD_JSON = [('{}', {}), ('[]', []), ('0', 0), ('-0.5', -0.5), ('2.5e3', 2500.0),
              (' {"a" : [1, true, false, null, "x\\n\\u00e9"]} ',
               {"a": [1, True, False, None, "x\n\u00e9"]}),
-             ('"\\ud83d\\ude00"', "\U0001f600"), ('[' * 8 + ']' * 8, [[[[[[[[]]]]]]]])]
+             ('"\\ud83d\\ude00"', "\U0001f600"), ('"a\\"b\\\\c\\/"', 'a"b\\c/'),
+             ('["x", "", "\\t\\u00e9z"]', ["x", "", "\t\u00e9z"]), ('[' * 8 + ']' * 8, [[[[[[[[]]]]]]]])]
 
 
 @pytest.mark.parametrize("text", BAD_JSON)

@@ -165,6 +165,8 @@ def utf8(b):
     if isinstance(b, str):
         b = b.encode()
     n = len(b)
+    if not n or max(b) < 0x80:  # ASCII: the common case, checked in C
+        return bytes(b).decode()
     i = 0
     while i < n:
         c = b[i]
@@ -340,28 +342,27 @@ class _Json:
         b = self.b
         self.i += 1
         out = []
-        start = self.i
         while True:
-            if self.i >= len(b):
+            # the plain run up to the next quote or backslash, checked in C (find, min)
+            q = b.find(b'"', self.i)
+            if q < 0:
                 self.err("unterminated string")
-            c = b[self.i]
-            if c == 0x22:
-                out.append(bytes(b[start:self.i]).decode())
-                self.i += 1
+            e = b.find(b"\\", self.i, q)
+            k = q if e < 0 else e
+            if k > self.i:
+                seg = b[self.i:k]
+                if min(seg) < 0x20:
+                    self.err("control character in string")
+                out.append(bytes(seg).decode())
+            self.i = k + 1
+            if e < 0:
                 return "".join(out)
-            if c < 0x20:
-                self.err("control character in string")
-            if c != 0x5C:
-                self.i += 1
-                continue
-            out.append(bytes(b[start:self.i]).decode())
+            c = b[self.i] if self.i < len(b) else 0
             self.i += 1
-            e = b[self.i] if self.i < len(b) else 0
-            self.i += 1
-            k = b'"\\/bfnrt'.find(bytes((e,)))
-            if k >= 0:
-                out.append('"\\/\b\f\n\r\t'[k])
-            elif e == 0x75:  # \uXXXX, a surrogate only as a pair
+            j = b'"\\/bfnrt'.find(bytes((c,)))
+            if j >= 0:
+                out.append('"\\/\b\f\n\r\t'[j])
+            elif c == 0x75:  # \uXXXX, a surrogate only as a pair
                 u = self.hex4()
                 if 0xDC00 <= u <= 0xDFFF:
                     self.err("lone surrogate")
@@ -379,7 +380,6 @@ class _Json:
             else:
                 self.i -= 1
                 self.err("bad escape")
-            start = self.i
 
     def hex4(self):
         h = self.b[self.i:self.i + 4]
@@ -395,6 +395,8 @@ def json_strict(data):
     leading zeros, lone surrogates, control characters in strings, depth <= 8."""
     if isinstance(data, str):
         data = data.encode()
+    elif not isinstance(data, bytes):
+        data = bytes(data)  # bytearray/memoryview: find() below needs bytes
     if utf8(data) is None:
         return None, "not valid UTF-8 text"
     p = _Json(data)
