@@ -26,6 +26,7 @@ class Hardware:
         self.wdt = None
         self.wifi = None
         self.tick_lock = None  # a lock the control tick holds (the sim's world); None on boards
+        self.image = None  # the MicroPython image's own A/B update (ESP32: hal/esp32_image.py)
 
     def safe(self):
         """Contactor open, pilot off: callable from any `finally`."""

@@ -72,3 +72,4 @@ LED_PINS = None
 BUTTON_PIN = 0  # BOOT button, active low
 WDT_TIMEOUT_MS = 2000
 WIFI = True
+OTA_IMAGE = True  # image A/B via esp32.Partition when the image has OTA partitions (docs/ota.md)

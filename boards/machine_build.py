@@ -83,6 +83,12 @@ def build_machine(b, hw, wifi, watchdog):
     if watchdog and _get(b, "WDT_TIMEOUT_MS"):
         from hal.watchdog import Watchdog
         hw.wdt = Watchdog(b.WDT_TIMEOUT_MS)
+    if _get(b, "OTA_IMAGE"):
+        try:
+            from hal.esp32_image import Esp32Image
+            hw.image = Esp32Image()
+        except (ImportError, OSError):  # no esp32 module, or no OTA partitions in the image
+            pass
     if wifi and _get(b, "WIFI"):
         from hal.wifi import Wifi
         hw.wifi = Wifi(*wifi)

@@ -2,6 +2,7 @@
 serial update with wbctl over the pty, a version that raises at import, raises in the
 control task, hangs until the watchdog fires, or never becomes healthy: each ends back on
 the previous version by itself, reported and never tried again (docs/ota.md)."""
+import json
 import os
 import subprocess
 import sys
@@ -64,7 +65,9 @@ def _stage(mp, d, data):
 
 def test_serial_update_with_wbctl_then_healthy(box):
     v0 = _factory_version()
-    data = U.bundle(KEY, "0.9.0", arb=1, summary="serial test")
+    rotated = U.new_key()  # key rotation: this release trusts KEY and a new key after it
+    data = U.bundle(KEY, "0.9.0", arb=1, summary="serial test",
+                    trust=[U.pub_hex(rotated), U.pub_hex(KEY)])
     path = os.path.join(box, "wb-0.9.0.wbu")
     with open(path, "wb") as f:
         f.write(data)
@@ -91,6 +94,8 @@ def test_serial_update_with_wbctl_then_healthy(box):
         for k in ("ota_request", "ota_installed", "ota_switch", "ota_healthy"):
             assert k in kinds, kinds
         assert not os.path.exists(os.path.join(box, "ota", "incoming.wbu"))
+        with open(os.path.join(box, "ota", "keys.json")) as f:
+            assert json.load(f)["keys"] == [U.pub_hex(rotated), U.pub_hex(KEY)]
         # the same version again is fine; a lower anti-rollback level is not
         low = os.path.join(box, "low.wbu")
         with open(low, "wb") as f:

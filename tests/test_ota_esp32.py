@@ -59,3 +59,15 @@ result = out
     assert "expected " + "0" * 64 in r[1]
     assert "ended after 100" in r[2]
     assert r[3] is False and r[4] == "ota_0"
+
+
+def test_esp32_board_gets_the_image_updater_and_pico_does_not(mp_fakes):
+    code = """
+import boards
+out = []
+for name in ('esp32_devkit', 'rp2040_pico_w'):
+    hw = boards.build(boards.load(name))
+    out.append(type(hw.image).__name__ if hw.image is not None else None)
+result = out
+"""
+    assert mp_fakes.run(code) == ["Esp32Image", None]

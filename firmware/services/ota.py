@@ -6,8 +6,10 @@
 # slot switch starts while the contactor is closed.
 import asyncio
 import binascii
+import gc
 import json
 import os
+import sys
 import time
 from micropython import const
 
@@ -16,6 +18,9 @@ from firmware.services.runtime import VERSION
 _POLL_MS = const(200)
 _STALL_TICKS = const(5)  # the control loop is alive if its last tick is this many periods old
 _ERR_LEN = const(120)
+# Ed25519 work per step between two awaits: ~1 ms on the unix port at 16 bits; a board's
+# MicroPython is tens of times slower at big ints, so it does less per step.
+_BITS_PER_STEP = 16 if sys.platform == "linux" else 2
 
 IDLE = "idle"
 WAITING = "waiting"
@@ -64,8 +69,9 @@ class Ota:
         self.url_opener = None  # async f(url, rt) -> reader (firmware/links/ota_http.py)
         self.on_write = None  # tests: called with the write count after each flash change
         self.max_bytes = 1 << 20
-        self.verify_us = 0  # last signature check's wall time (bench)
+        self.last = None  # the last install's figures (bench): ms, verify ms, gap, heap
         self._healthy_since = None
+        self._confirmed = False  # the MicroPython image confirmed this boot (ESP32)
         self._trial_start = time.ticks_ms()
         self._task = None
         self._cancel = False
@@ -105,6 +111,7 @@ class Ota:
             "progress": self.progress_pct, "error": self.error,
             "failed": b.get("failed") or [], "rollback": self.rollback_note,
             "waiting": self.waiting, "floor": b.get("floor", 0), "dir": self.dir,
+            "last": self.last,
         }
 
     # --- requests (docs/ota.md API) ---------------------------------------------------
@@ -219,6 +226,8 @@ class Ota:
             await asyncio.sleep_ms(_POLL_MS)
             if self.trial:
                 self._check_trial()
+            elif not self._confirmed:
+                self._check_image()
             if self.state == WAITING and self.job is not None:
                 why = self._charging()
                 if why:
@@ -272,6 +281,10 @@ class Ota:
                 return "cancelled"
             return self._charging()
 
+        gc.collect()
+        heap0 = gc.mem_alloc()
+        hist0 = list(self.rt.stats.gap_hist)
+
         def prog(state, done, total):
             pct = done * 100 // total if total else 0
             if state != self.state or pct != self.progress_pct:
@@ -283,7 +296,7 @@ class Ota:
         inst = oi.Installer(
             self.dir, target, keys, self.board, self.ld.VERSION, b.get("floor", 0),
             b.get("failed") or [], self.max_bytes, sha, on_write=self.on_write, guard=guard,
-            progress=prog)
+            progress=prog, bits_per_step=_BITS_PER_STEP)
         t0 = time.ticks_ms()
         try:
             m = await inst.run(reader)
@@ -305,8 +318,18 @@ class Ota:
         self.pending = {"version": v, "boot": trial_pointer(target, m, b, self.slot,
                                                             self.installed)}
         self.progress_pct = None
-        self._event("ota_installed", "%s into slot %s (%d ms, from %s)" % (
-            v, target, time.ticks_diff(time.ticks_ms(), t0), origin))
+        gap = 0  # the control loop's longest gap meanwhile (its histogram, 1 ms buckets)
+        h = self.rt.stats.gap_hist
+        for i in range(len(h)):
+            if h[i] != hist0[i]:
+                gap = i
+        self.last = {"install_ms": time.ticks_diff(time.ticks_ms(), t0),
+                     "verify_ms": inst.verify_ms, "max_gap_ms": gap,
+                     "heap_before": heap0, "heap_peak": inst.heap_peak,
+                     "bytes": inst.total, "writes": inst.writes}
+        self._event("ota_installed", "%s into %s from %s: %d ms, verify %d ms, gap %d ms, "
+                    "heap +%d" % (v, target, origin, self.last["install_ms"],
+                                 inst.verify_ms, gap, inst.heap_peak - heap0))
         self._set(SWITCHING, self._charging())
         if progress is not None:
             progress(SWITCHING, inst.total, inst.total, None)
@@ -349,6 +372,24 @@ class Ota:
             rt.reboot = "trial not healthy"
             rt.stopped = True
 
+    def _check_image(self):
+        """A board that updates its MicroPython image too (ESP32, hal/esp32_image.py):
+        confirm the running image once the app has been healthy for ota_healthy_s."""
+        now = time.ticks_ms()
+        if not self._healthy_now(now):
+            self._healthy_since = None
+            return
+        if self._healthy_since is None:
+            self._healthy_since = now
+        if time.ticks_diff(now, self._healthy_since) >= self.rt.config.get("ota_healthy_s") * 1000:
+            self._confirmed = True
+            self._confirm_image()
+
+    def _confirm_image(self):
+        img = getattr(self.rt.hw, "image", None)
+        if img is not None and img.mark_valid():
+            self._event("ota_image_valid", "MicroPython image confirmed")
+
     def _healthy_now(self, now):
         rt = self.rt
         if rt.stats.ticks == 0 or time.ticks_diff(now, rt.last_tick_ms) > _STALL_TICKS * rt.period_ms + 50:
@@ -373,6 +414,8 @@ class Ota:
         self.boot = b
         self.trial = False
         self.rollback_note = None
+        self._confirmed = True
+        self._confirm_image()
         self._event("ota_healthy", "%s kept (anti-rollback level %d)" % (
             self.installed, b["floor"]))
         self._set(IDLE, None)

@@ -7,10 +7,12 @@
 # (Ota.switch), so a rejected or interrupted install changes nothing that boots.
 import asyncio
 import binascii
+import gc
 import hashlib
 import json
 import os
 import struct
+import time
 from micropython import const
 
 from firmware.services import ota_ed25519
@@ -184,6 +186,8 @@ class Installer:
         self.progress = progress
         self.bits = bits_per_step
         self.writes = 0
+        self.verify_ms = 0
+        self.heap_peak = 0  # live heap (after a collection) at the file boundaries
         self.pos = 0
         self.total = 0
         self._h = hashlib.sha256() if sha256_hex else None
@@ -250,7 +254,9 @@ class Installer:
             sigs = json.loads(sb) if sl else None
         except ValueError:
             raise Rejected("signature block is not JSON")
+        t0 = time.ticks_ms()
         err = await verify_signature(mb, sigs, self.trusted, self.bits)
+        self.verify_ms = time.ticks_diff(time.ticks_ms(), t0)
         if err:
             raise Rejected(err)
         self._space(m["size"])
@@ -315,6 +321,12 @@ class Installer:
                     self._step("installing")
             if binascii.hexlify(h.digest()).decode() != want:
                 raise Rejected("%s: SHA-256 does not match the manifest (corrupted bundle)" % p)
+            # A collection per file keeps the garbage small (one long GC would stall the
+            # loop) and measures what the install really holds.
+            gc.collect()
+            a = gc.mem_alloc()
+            if a > self.heap_peak:
+                self.heap_peak = a
             await asyncio.sleep_ms(0)
 
 
