@@ -2,6 +2,7 @@
 serial update with wbctl over the pty, a version that raises at import, raises in the
 control task, hangs until the watchdog fires, or never becomes healthy: each ends back on
 the previous version by itself, reported and never tried again (docs/ota.md)."""
+import hashlib
 import json
 import os
 import subprocess
@@ -65,6 +66,7 @@ def _stage(mp, d, data):
 
 def test_serial_update_with_wbctl_then_healthy(box):
     v0 = _factory_version()
+    os.remove(os.path.join(box, "ota", "keys.json"))  # provisioned below with wbctl keys
     rotated = U.new_key()  # key rotation: this release trusts KEY and a new key after it
     data = U.bundle(KEY, "0.9.0", arb=1, summary="serial test",
                     trust=[U.pub_hex(rotated), U.pub_hex(KEY)])
@@ -78,6 +80,10 @@ def test_serial_update_with_wbctl_then_healthy(box):
         b.wait_for(lambda r: b.sessions()["open"] is None, timeout=5)
         sessions = b.sessions()["sessions"]
         assert _ota(b)["installed"] == v0 and _ota(b)["slot"] == "factory"
+        r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "wbctl.py"), "--port",
+                            b.console_path, "keys", U.pub_hex(KEY)], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0 and "trusted update keys: 1" in r.stdout, r.stdout + r.stderr
         r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "wbctl.py"), "--port",
                             b.console_path, "update", path], capture_output=True, text=True,
                            timeout=300)
@@ -184,3 +190,44 @@ def test_never_healthy_rolls_back_after_three_boots(mp, box):
         _assert_rolled_back(b, box, "0.9.4", "not healthy within 3 boots")
         kinds = [e["type"] for e in b.events()]
         assert kinds.count("ota_unhealthy") == 3, kinds
+
+
+_BURN = """
+import asyncio
+from firmware.services import ota_install, ota_ed25519
+import binascii, hashlib
+_pub = binascii.unhexlify(%r)
+_sig = binascii.unhexlify(%r)
+_msg = hashlib.sha256(b'manifest').digest()
+rt.ota_verifications = 0
+async def _burn():
+    while True:
+        ok = await ota_install.verify_signature(
+            b'manifest', [{'key': ota_install.key_id(_pub), 'sig': binascii.hexlify(_sig).decode()}],
+            [_pub])
+        assert ok is None, ok
+        rt.ota_verifications += 1
+rt.ota_burn = asyncio.create_task(_burn())
+"""
+
+
+def test_fault_latency_unchanged_while_verifying(box):
+    """Updates never verify while charging, but if one did, the chunked verification must
+    not delay the contactor: verifications run back to back during a fault."""
+    from e2e import LIMIT_MS, trigger
+    from test_console import mpremote
+    msg = hashlib.sha256(b"manifest").digest()
+    with SimBench(data_dir=box, console=True, config=CFG) as b:
+        baseline(b)
+        charge(b)
+        r = mpremote(b.console_path, "exec", _BURN % (U.pub_hex(KEY), KEY.sign(msg).hex()))
+        assert r.returncode == 0, r.stdout + r.stderr
+        for fault in ({"cp_short": True}, {"rcd_fault": True}):
+            before = int(mpremote(b.console_path, "eval", "rt.ota_verifications").stdout)
+            lat = trigger(b, **fault)
+            assert lat < LIMIT_MS, (fault, lat)
+            after = int(mpremote(b.console_path, "eval", "rt.ota_verifications").stdout)
+            assert after > before  # it really was verifying meanwhile
+            baseline(b)
+            charge(b)
+        assert b.stats()["task_errors"] == 0

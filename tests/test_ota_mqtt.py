@@ -148,6 +148,10 @@ def test_mqtt_update_waits_for_the_session_then_runs(setup):
             n = be.mark()
             st = _state(be, lambda s: s["installed"] == "0.9.0" and not s["trial"], since=0)
             assert st["slot"] == "a"
+            n = be.mark()  # anti-rollback: 0.9.0 raised the floor to 1, the factory app is 0
+            _publish(be, B + "cmd/rollback", {})
+            rep = _reply(be, n)
+            assert not rep["ok"] and "anti-rollback" in rep["err"], rep
             assert b.read()["status"]["fw"] == "0.9.0"
             kinds = [e["type"] for e in b.events()]
             for k in ("ota_request", "ota_wait", "ota_installed", "ota_switch", "ota_healthy"):
@@ -169,7 +173,15 @@ def test_https_download(setup, tls_files):  # noqa: F811
             _publish(be, B + "cmd/update", {"url": "https://localhost:%d/wb.wbu" % srv.port,
                                             "sha256": U.sha(data)})
             _rebooted(b)
-            st = _state(be, lambda s: s["installed"] == "0.9.5")
+            st = _state(be, lambda s: s["installed"] == "0.9.5" and not s["trial"])
             assert st["slot"] == "a"
+            # a manual rollback (arb 0: allowed) goes back to the factory app
+            n = be.mark()
+            _publish(be, B + "cmd/rollback", {"req": "rb"})
+            rep = _reply(be, n)
+            assert rep["ok"] and rep["req"] == "rb", rep
+            _rebooted(b)
+            st = _state(be, lambda s: s["slot"] == "factory", since=n)
+            assert st["installed"] != "0.9.5" and "manual rollback" in st["rollback"]
     finally:
         srv.close()

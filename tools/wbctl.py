@@ -9,6 +9,7 @@
     wbctl.py --port P selftest                     exit status 1 if a check failed
     wbctl.py --port P console                      the technician console (Ctrl-] leaves)
     wbctl.py --port P update BUNDLE                signed update (tools/release.py, docs/ota.md)
+    wbctl.py --port P keys PUBKEY [PUBKEY2]        trust these update keys (production)
     wbctl.py --port A --port B deploy              compile, copy, verify; one row per board
     wbctl.py --ports-file boards.txt deploy        one port per line (# comments)
 
@@ -359,6 +360,28 @@ def cmd_update(args, b):
     return 1
 
 
+_KEYS = """
+import json, os
+_p = %r
+with open(_p + '.tmp', 'w') as f:
+    f.write(json.dumps({'keys': %r}))
+os.rename(_p + '.tmp', _p)
+print('trusted update keys: %%d' %% len(%r))
+"""
+
+
+def cmd_keys(args, b):
+    """Provision the public keys the board trusts for updates (production, over USB)."""
+    keys = [k.strip().lower() for k in args.pubkey]
+    if not 1 <= len(keys) <= 2 or any(len(k) != 64 or set(k) - set("0123456789abcdef")
+                                      for k in keys):
+        raise SystemExit("give 1 or 2 public keys, 64 hex digits each (release.py pubkey)")
+    st = b.data("ota")
+    b.exec(_PREP % ([st["dir"]], []))
+    sys.stdout.write(b.exec(_KEYS % (st["dir"] + "/keys.json", keys, keys)))
+    return 0
+
+
 def _ports(args):
     ports = list(args.port or [])
     if args.ports_file:
@@ -400,6 +423,8 @@ def main(argv=None):
     p.add_argument("--csv", action="store_true")
     sub.add_parser("selftest", help="RCD, contactor, CP, lock, meter (no EV connected)")
     sub.add_parser("console", help="the interactive technician console")
+    p = sub.add_parser("keys", help="the public keys the board trusts for updates (1 or 2)")
+    p.add_argument("pubkey", nargs="+")
     p = sub.add_parser("update", help="signed firmware update from a bundle (tools/release.py)")
     p.add_argument("bundle")
     p.add_argument("--wait", type=int, default=600, help="seconds to follow the update")

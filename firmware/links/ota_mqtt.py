@@ -134,7 +134,7 @@ class OtaMqtt:
     # ---- Home Assistant: an `update` entity (MQTT update platform) ----
 
     def ha(self, add, base):
-        add("firmware", "update", "Firmware", "fw", dev_cla="firmware", ent_cat="config",
+        add("firmware", "update", "Firmware", "fw", dev_cla="firmware",
             stat_t=self.t_state, cmd_t=base + "/cmd/update", pl_inst="install",
             val_tpl="{{ {'installed_version': value_json.installed, "
                     "'latest_version': value_json.latest, "
