@@ -76,6 +76,7 @@ class Link:
         self._pcmd = b + "/cmd/"
         self.ha = cfg.get("ha_discovery")
         self.ha_components = []  # f(add, base) per feature: its HA entities (ha_discovery.py)
+        self.connect_hooks = []  # f() after every connect: a feature's retained state
         self.cmd_hooks = {}  # cmd/<name> -> f(payload) -> (req, ok, value|error): a feature's
         # own commands, validated by the feature (firmware/links/ota_mqtt.py: update, rollback)
         self.ha_prefix = cfg.get("ha_prefix")
@@ -185,6 +186,8 @@ class Link:
     def on_connect(self):
         self.publish_all()
         self._scan = True
+        for f in self.connect_hooks:
+            f()
 
     def on_disconnect(self):
         # In-flight records stay in the client and go again (DUP) on reconnect.

@@ -7,13 +7,13 @@
 # Replies go to <base>/reply like every command (docs/mqtt.md). docs/ota.md has the rest.
 import asyncio
 import json
+import time
 from micropython import const
 
 from firmware.links.commands import json_strict, utf8
 from firmware.services.ota import Ota
 
 _MAX_PAYLOAD = const(600)
-_POLL_MS = const(250)
 _PROGRESS_MS = const(2000)  # progress is published at most this often
 
 
@@ -21,7 +21,10 @@ def start(rt):
     ota = Ota(rt)
     rt.features["ota"] = ota
     ota.url_opener = _open_url
-    return [("ota", ota.run), ("ota_mqtt", lambda: _attach(rt, ota))]
+    tasks = [("ota_mqtt", lambda: _attach(rt, ota))]  # one-shot: ends once wired
+    if ota.needs_worker():
+        tasks.append(("ota", ota.worker))
+    return tasks
 
 
 async def _open_url(url, rt):
@@ -32,13 +35,14 @@ async def _open_url(url, rt):
 async def _attach(rt, ota):
     await asyncio.sleep_ms(0)  # the app creates the link after the feature tasks
     link = rt.link
-    if link is None or not hasattr(link, "cmd_hooks"):
-        return
-    m = OtaMqtt(link, ota)
-    await m.run()
+    if link is not None and hasattr(link, "cmd_hooks"):
+        OtaMqtt(link, ota)
 
 
 class OtaMqtt:
+    """No task of its own: it publishes when the update's state changes (progress at most
+    every 2 s) and on every connect."""
+
     def __init__(self, link, ota):
         self.link = link
         self.ota = ota
@@ -46,30 +50,25 @@ class OtaMqtt:
         link.cmd_hooks["update"] = self.cmd_update
         link.cmd_hooks["rollback"] = self.cmd_rollback
         link.ha_components.append(self.ha)
+        hooks = getattr(link, "connect_hooks", None)
+        if hooks is not None:
+            hooks.append(self.publish)
         ota.on_change.append(self._changed)
-        self._dirty = True
-        self._was_connected = False
+        self._state = None
         self._last_ms = 0
+        self.publish()
 
     def _changed(self, ota):
-        self._dirty = True
+        now = time.ticks_ms()
+        if ota.state != self._state or time.ticks_diff(now, self._last_ms) >= _PROGRESS_MS:
+            self.publish()
 
-    async def run(self):
-        import time
+    def publish(self):
         c = self.link.client
-        while True:
-            await asyncio.sleep_ms(_POLL_MS)
-            if not c.connected:
-                self._was_connected = False
-                continue
-            now = time.ticks_ms()
-            running = self.ota.progress_pct is not None
-            if not self._was_connected or (self._dirty and (
-                    not running or time.ticks_diff(now, self._last_ms) >= _PROGRESS_MS)):
-                self._was_connected = True
-                self._dirty = False
-                self._last_ms = now
-                c.publish(self.t_state, json.dumps(self.ota.status()), 1, True)
+        if c.connected:
+            self._state = self.ota.state
+            self._last_ms = time.ticks_ms()
+            c.publish(self.t_state, json.dumps(self.ota.status()), 1, True)
 
     # ---- commands: (req, ok, value|error), as Link.command ----
 
@@ -118,7 +117,7 @@ class OtaMqtt:
             summ = obj.get("summary") or ""
             ota.latest = {"version": ver, "summary": str(summ)[:120], "url": url,
                           "sha256": sha}
-            self._dirty = True
+            self.publish()
             return req, True, "offered %s" % ver
         ok, v = ota.start_url(url, sha, origin="mqtt")
         return req, ok, v

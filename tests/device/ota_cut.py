@@ -27,7 +27,7 @@ def on_write(n):
 
 import ota_dev  # noqa: E402
 import loader  # noqa: E402
-from firmware.services import ota  # noqa: E402
+from firmware.services import ota_ops as ota  # noqa: E402
 import json  # noqa: E402
 
 res = ota_dev.install(ota_dir, "a", path, keys=[key], on_write=on_write)

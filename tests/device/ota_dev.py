@@ -54,7 +54,7 @@ def stage_trial(ota_dir, path, keys, board="sim"):
     Ota._run + Ota.switch do (the rollback tests start from there)."""
     import json
     import loader
-    from firmware.services import ota
+    from firmware.services import ota_ops as ota
     st = loader.read_state(ota_dir) or {}
     slot = st.get("slot")
     target = "b" if slot == "a" else "a"
