@@ -122,7 +122,10 @@ def _import_app(d, st):
                 s, st.get("version"), why, (st.get("prev") or {}).get("slot") or "factory"))
             st = rolled_back(st, why)
             note = st["rollback"]
-            write_state(d, st)
+            try:
+                write_state(d, st)
+            except OSError as ex:
+                print("loader: boot pointer not written (%r)" % (ex,))
 
 
 def reset():
@@ -150,7 +153,10 @@ def run(argv=None):
             print("loader: trial boot %d of %d for %s" % (st["tries"], MAX_TRIAL_BOOTS,
                                                          st.get("version")))
             _arm_watchdog()
-        write_state(d, st)
+        try:
+            write_state(d, st)
+        except OSError as ex:  # a full or failing flash must not stop the boot itself
+            print("loader: boot pointer not written (%r)" % (ex,))
     app = _import_app(d, st)
     rt = app.main()
     if getattr(rt, "reboot", None):

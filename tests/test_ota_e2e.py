@@ -102,6 +102,11 @@ def test_serial_update_with_wbctl_then_healthy(box):
         assert not os.path.exists(os.path.join(box, "ota", "incoming.wbu"))
         with open(os.path.join(box, "ota", "keys.json")) as f:
             assert json.load(f)["keys"] == [U.pub_hex(rotated), U.pub_hex(KEY)]
+        from test_console import mpremote
+        r = mpremote(b.console_path, "exec", "rollback()")  # the factory app is below arb 1
+        assert r.returncode != 0 and "anti-rollback" in r.stdout + r.stderr, r.stdout
+        r = mpremote(b.console_path, "exec", "ota()")
+        assert "installed  0.9.0" in r.stdout, r.stdout
         # the same version again is fine; a lower anti-rollback level is not
         low = os.path.join(box, "low.wbu")
         with open(low, "wb") as f:

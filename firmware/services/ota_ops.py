@@ -29,12 +29,14 @@ def start_url(self, url, sha256_hex=None, progress=None, origin="mqtt"):
         return False, "no HTTP client in this build"
     return _queue(self, ("url", url, sha256_hex, progress, origin))
 
+
 def start_file(self, path, sha256_hex=None, progress=None, origin="serial"):
     try:
         os.stat(path)
     except (OSError, TypeError):
         return False, "no bundle file %r on the box" % (path,)
     return _queue(self, ("file", path, sha256_hex, progress, origin))
+
 
 def _queue(self, job):
     err = _check_sha(job[2])
@@ -57,6 +59,7 @@ def _queue(self, job):
     self.wake()
     return True, "started"
 
+
 async def install(self, reader, size=None, sha256_hex=None, progress=None, origin="web"):
     """Install from a stream the caller owns; (ok, message). Refused while charging."""
     err = _check_sha(sha256_hex) or self.busy() or self._charging()
@@ -64,6 +67,7 @@ async def install(self, reader, size=None, sha256_hex=None, progress=None, origi
         return False, err
     self.job = None
     return await _run(self, reader, sha256_hex, progress, origin)
+
 
 def cancel(self):
     if self.state == WAITING:
@@ -79,6 +83,7 @@ def cancel(self):
         self._set(IDLE, None)
         return True, "switch cancelled: the installed slot stays unused"
     return False, "no update to cancel"
+
 
 def rollback(self):
     """Back to the previous slot (a manual rollback; the reboot waits for idle)."""
@@ -104,9 +109,10 @@ def rollback(self):
     return True, "rolling back to %s (reboot when the contactor is open)" % (
         self.pending["version"])
 
+
 def console(self, error):
     """The technician console's calls (firmware/technician/console.py)."""
-    def update(src, sha256=None):
+    def update_(src, sha256=None):
         if type(src) is str and (src.startswith("http://") or src.startswith("https://")):
             ok, msg = start_url(self, src, sha256, origin="console")
         else:
@@ -115,19 +121,21 @@ def console(self, error):
             raise error(msg)
         print("update: %s" % msg)
 
-    def rollback():
+    def rollback_():
         ok, msg = rollback(self)
         if not ok:
             raise error(msg)
         print("rollback: %s" % msg)
 
-    def ota():
+    def ota_():
         for k, v in self.status().items():
             print("%-10s %s" % (k, v))
 
-    return {"update": update, "rollback": rollback, "ota": ota}
+    return {"update": update_, "rollback": rollback_, "ota": ota_}
+
 
 # --- the task --------------------------------------------------------------------
+
 
 async def run(self):
     rt = self.rt
@@ -176,6 +184,7 @@ async def run(self):
         if self.state not in (WAITING, SWITCHING) and not self.trial and (
                 self._confirmed or getattr(rt.hw, "image", None) is None):
             return  # nothing left to do: the task ends (no heap, no wakeups while idle)
+
 
 async def _run(self, reader, sha, progress, origin):
     from firmware.services import ota_install as oi
@@ -248,6 +257,7 @@ async def _run(self, reader, sha, progress, origin):
         progress(SWITCHING, inst.total, inst.total, None)
     return True, "installed %s: reboot into it when the contactor is open" % v
 
+
 def switch(self):
     """Write the new boot pointer (atomic rename) and reboot. Contactor open only."""
     p = self.pending
@@ -259,7 +269,9 @@ def switch(self):
     self.rt.reboot = "update to %s" % p["version"]
     self.rt.stopped = True
 
+
 # --- trial ------------------------------------------------------------------------
+
 
 def _check_trial(self):
     rt = self.rt
@@ -285,6 +297,7 @@ def _check_trial(self):
         rt.reboot = "trial not healthy"
         rt.stopped = True
 
+
 def _check_image(self):
     """A board that updates its MicroPython image too (ESP32, hal/esp32_image.py):
     confirm the running image once the app has been healthy for ota_healthy_s."""
@@ -298,10 +311,12 @@ def _check_image(self):
         self._confirmed = True
         _confirm_image(self)
 
+
 def _confirm_image(self):
     img = getattr(self.rt.hw, "image", None)
     if img is not None and img.mark_valid():
         self._event("ota_image_valid", "MicroPython image confirmed")
+
 
 def _healthy_now(self, now):
     rt = self.rt
@@ -313,6 +328,7 @@ def _healthy_now(self, now):
     if not rt.evse.outputs.contactor and hw.contactor.feedback() == 1:
         return False  # open but its mirror contact says closed: welded
     return True
+
 
 def _mark_healthy(self):
     b = dict(self.boot)
@@ -333,6 +349,7 @@ def _mark_healthy(self):
         self.installed, b["floor"]))
     self._set(IDLE, None)
 
+
 def _trial_failed(self, why):
     if self.state == SWITCHING:
         return
@@ -345,7 +362,9 @@ def _trial_failed(self, why):
     self.boot = st
     self._set(SWITCHING, self._charging())
 
+
 # --- keys -------------------------------------------------------------------------
+
 
 def trusted_keys(self):
     """Public keys (bytes) in <ota>/keys.json: {"keys": ["<64 hex>", ...]} (1 or 2)."""
@@ -356,6 +375,7 @@ def trusted_keys(self):
     except (OSError, ValueError, AttributeError, TypeError):
         return []
 
+
 def _write_keys(self, keys):
     p = self.dir + "/keys.json"
     with open(p + ".tmp", "w") as f:
@@ -363,7 +383,9 @@ def _write_keys(self, keys):
     os.rename(p + ".tmp", p)
     self._event("ota_keys", "trusted keys replaced (%d)" % len(keys))
 
+
 # --- reporting --------------------------------------------------------------------
+
 
 def _fail(self, why, progress=None):
     self.error = why[:_ERR_LEN]
@@ -373,6 +395,7 @@ def _fail(self, why, progress=None):
     if progress is not None:
         progress(FAILED, 0, 0, self.error)
     return False, self.error
+
 
 def trial_pointer(target, m, boot, slot, installed):
     """The boot pointer that starts manifest m's version in slot `target` on trial."""
