@@ -28,6 +28,7 @@ EXPECTED = {  # unique_id -> (entity_id, state after the calls or None)
     "wb1_plug": ("binary_sensor.wallbox_wb1_plug", "off"),
     "wb1_err": ("binary_sensor.wallbox_wb1_problem", "off"),
     "wb1_temp": ("sensor.wallbox_wb1_temperature", None),
+    "wb1_fw": ("update.wallbox_wb1_firmware", "off"),  # OTA: up to date (docs/ota.md)
 }
 
 
