@@ -1,7 +1,8 @@
 # Wallbox firmware: the commands a newcomer needs.
 #   make setup  venv with pinned PyPI packages + mosquitto (idempotent)
 #   make test   setup + mpy + the whole suite (what CI runs)
-#   make sim    a whole charging session on the simulated bench (prints, writes a PNG)
+#   make sim    a whole charging session on the simulated bench (prints, writes a PNG);
+#               SCENARIO=solar: a solar day with load management (sim_out/solar.png)
 #   make bench  benchmarks into bench/results.json
 #   make mpy    compile every device module with mpy-cross into build/
 #   make soak   long property/soak runs (not in make test)
@@ -53,8 +54,10 @@ test: setup mpy
 soak: setup
 	HYPOTHESIS_PROFILE=soak $(PY) -m pytest -q tests -k "property or soak"
 
+# make sim SCENARIO=solar: a compressed solar day with load management (tools/sim_solar.py)
+SCENARIO ?= session
 sim: setup
-	$(PY) tools/sim_session.py
+	$(PY) tools/sim_$(SCENARIO).py
 
 bench: setup mpy
 	$(PY) tools/bench.py

@@ -2,7 +2,8 @@
 #   load(name=None) -> board module: `name` (config), else by sys.platform:
 #       esp32 -> esp32_devkit, rp2 -> rp2040_pico_w, linux -> sim
 #   build(board, wifi=None) -> Hardware: attributes pilot, pp, contactor, rcd,
-#       current, meter, temp, lock, led, button, wdt, wifi (None where absent).
+#       current, meter, temp, lock, led, button, wdt, wifi (None where absent), and where a
+#       board has them: modbus (the RS-485 bus, EV + mains meters), dim_input (§14a relay).
 # A board module may define its own build(hw) (boards/sim.py does): it is then
 # called with an empty Hardware and fills it instead of the generic builder.
 import sys

@@ -59,9 +59,13 @@ def build_machine(b, hw, wifi, watchdog):
                             rx=Pin(b.METER_RX))
         hw.meter = SdmMeter(uart, b.METER_ADDR, kind, b.METER_BAUD,
                             de=opin(_get(b, "METER_DE_PIN")))
+        hw.modbus = hw.meter.bus  # the mains meter shares it at its own address
     elif kind == "internal" and hw.current is not None:
         from hal.meter import InternalMeter
         hw.meter = InternalMeter(hw.current, b.NOMINAL_MV, 3)
+    if _get(b, "RS485_UART") is not None or _get(b, "DIM_PIN") is not None:
+        from boards import extras  # RS-485 bus for the mains meter, §14a input (load mgmt)
+        extras.build(b, hw, opin, ipin)
     if _get(b, "NTC_ADC_PIN") is not None:
         from hal.temp import Ntc
         hw.temp = Ntc(adc(b.NTC_ADC_PIN), b.NTC_R_FIX, b.NTC_R25, b.NTC_BETA, 3300, fs)

@@ -135,13 +135,18 @@ FEATURES = (
     ("firmware.links.ocpp", "ocpp_url"),
     ("firmware.links.ota_mqtt", "ota"),  # signed A/B updates (docs/ota.md)
     ("firmware.links.web", "web_port"),
+    ("firmware.links.lm_link", "lm_mode"),  # load management (docs/load-management.md),
+    ("firmware.links.lm_link", "mains_source"),  # on when any of its keys is set
+    ("firmware.links.lm_link", "dim_source"),
+    ("firmware.links.lm_link", "group_id"),
 )
 
 
 def _feature_tasks(rt):
     out = []
     for mod, key in FEATURES:
-        if not rt.config.get(key):
+        v = rt.config.peek(key)  # (an extension key never set is at its default: off)
+        if not v or v == "off" or v == "none":
             continue
         try:
             m = __import__(mod, None, None, ("start",))

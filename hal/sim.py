@@ -32,6 +32,12 @@ SETTABLE = {
 }
 
 
+def _house_input(name):
+    """An input of the house model (hal/sim_house.py: loads, PV, mains meter, grid relay)?"""
+    from hal.sim_house import KINDS
+    return name in KINDS
+
+
 class World:
     def __init__(self):
         # Thread mode: the control thread and the asyncio side both touch the world; the
@@ -68,6 +74,7 @@ class World:
         self.noise_mv = 0  # peak noise added to CP samples
         self.fail_sample = False  # CP sampler raises (a driver bug) to test task recovery
         self.fail_count = 0  # > 0: that many CP samples raise (then it works again)
+        self.house = None  # hal/sim_house.py House, made on first use (load management)
         # what the drivers drive
         self.pilot = PILOT_PLUS12
         self.duty_pm = 1000
@@ -110,6 +117,8 @@ class World:
     def set(self, name, value):
         kind = SETTABLE.get(name)
         if kind is None:
+            if _house_input(name):
+                return self.house_model().set(name, value)
             return "unknown sim input %r" % name
         if kind is int and isinstance(value, bool) or not isinstance(value, kind):
             return "%s must be %s" % (name, kind.__name__)
@@ -118,8 +127,16 @@ class World:
         setattr(self, name, value)
         return None
 
+    def house_model(self):
+        """The house around the wallbox (hal/sim_house.py), imported on first use so a
+        bench without load management does not pay its heap."""
+        if self.house is None:
+            from hal.sim_house import House
+            self.house = House(self)
+        return self.house
+
     def at(self, t_us, name, value):
-        if name not in SETTABLE:
+        if name not in SETTABLE and not _house_input(name):
             return "unknown sim input %r" % name
         s = self.schedule
         i = len(s)
@@ -495,3 +512,4 @@ class SimWatchdog:
                 w.wdt_max_gap_us = gap
         w.wdt_last_us = now
         w.wdt_feeds += 1
+

@@ -44,6 +44,13 @@ _CMDS = ("set_current", "enable", "authorize", "set_phases", "reset_faults", "st
 
 
 def _world_dict(w):
+    d = _world_base(w)
+    if w.house is not None:  # the house around the wallbox (load management)
+        d.update(w.house.as_dict())
+    return d
+
+
+def _world_base(w):
     return {
         "plugged": w.plugged, "s2": w.s2, "s2_closed": w.s2_closed, "cp_state": w.cp_state(),
         "diode": w.diode, "cp_short": w.cp_short, "ev_state": w.ev_state, "want_ma": w.want_ma,

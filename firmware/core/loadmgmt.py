@@ -132,8 +132,12 @@ class LoadManager:
     def step(self, now):
         cfg = self.cfg
         self._session(now)
-        if cfg.mode == MODE_OFF:
-            self._set(CLAIM_NONE_MA, R_NONE, now, True)
+        if cfg.mode == MODE_OFF:  # no policy; a load-sharing group's share still binds
+            g = self.group_ma
+            if g < CLAIM_NONE_MA:
+                self._set(g if g >= MIN_MA else 0, R_GROUP, now, False)
+            else:
+                self._set(CLAIM_NONE_MA, R_NONE, now, True)
             self.phases = 0
             return self
         self.feed_ok = self._fed and ticks_diff(now, self._mains_at) <= cfg.timeout_ms
@@ -390,6 +394,8 @@ def reason_text(lm):
         return "%s %d A" % (name, lm.cfg.fuse_ma // 1000)
     if r == R_FEED_LOST:
         return "%s: %s" % (name, "%d A" % (lm.cfg.safe_ma // 1000) if lm.cfg.safe_ma else "paused")
+    if r == R_GROUP:
+        return "%s %d A" % (name, lm.group_ma // 1000)
     if r == R_SURPLUS:
         return "%s %.1f A" % (name, lm.surplus_ma / 1000)
     return name

@@ -79,6 +79,9 @@ class Link:
         self.connect_hooks = []  # f() after every connect: a feature's retained state
         self.cmd_hooks = {}  # cmd/<name> -> f(payload) -> (req, ok, value|error): a feature's
         # own commands, validated by the feature (firmware/links/ota_mqtt.py: update, rollback)
+        self.set_hooks = {}  # name -> f(value) -> (ok, value|error): a feature's set/<name>
+        self.topic_hooks = []  # (prefix, f(topic, payload)): a feature's own subscriptions
+        self.msg_retained = False  # the message being handled came retained (for hooks)
         self.ha_prefix = cfg.get("ha_prefix")
         self.t_ha_status = self.ha_prefix + "/status"
         self.tls = cfg.get("mqtt_tls")
@@ -218,6 +221,9 @@ class Link:
             if not retained:
                 self._live.add(name)
         else:
+            for prefix, fn in self.topic_hooks:  # a feature's topics (load-sharing group)
+                if topic.startswith(prefix) and not retained:
+                    fn(topic, payload)
             return
         short = topic[len(self.base) + 1:]
         if not retained and not self._take_token():
@@ -225,6 +231,7 @@ class Link:
             self._reply(short, _req_of(payload), False, "busy: more than %d commands in a burst, %d/s after;"
                         " not run, send it again" % (_CMD_BURST, _CMD_PER_S), True)
             return
+        self.msg_retained = retained
         hook = self.cmd_hooks.get(name) if topic.startswith(self._pcmd) else None
         if hook is not None:
             req, ok, val = hook(payload)
@@ -291,8 +298,11 @@ class Link:
                 if type(val) is not int and type(val) is not str:
                     return req, False, "phases must be 1 or 3"
                 ok, v = c.set_phases(val)
+            elif name in self.set_hooks:  # a feature's setting (e.g. load management)
+                ok, v = self.set_hooks[name](val)
             else:
-                return req, False, "unknown setting %r: current, enable, phases" % name
+                return req, False, "unknown setting %r: current, enable, phases%s" % (
+                    name, "".join(", " + k for k in self.set_hooks))
             return req, ok, v
         if name == "reset_fault":
             ok, v = c.reset_faults()

@@ -188,8 +188,9 @@ class Web:
         cfg = self.rt.config
         out = []
         hlp = C.helps()
-        for i in range(len(C.SCHEMA)):
-            r = C.SCHEMA[i]
+        rows = C.rows()  # (SCHEMA and the features' extension schemas, e.g. load management)
+        for i in range(len(rows)):
+            r = rows[i]
             if r[0] == "web_password":
                 continue  # set by the setup form; cleared at the console
             v = cfg.get(r[0])

@@ -74,6 +74,12 @@ SCHEMA = (
     ("web_key", _STR, 0, 64, "", 0),
 )
 
+# Rows of optional features, in the same format, live in their own modules (SCHEMA and HELP,
+# one help line per row), imported only once a key of theirs is looked up, set or listed:
+# the rows of a feature that is not configured cost no heap (the 96 KB boards). A key left
+# at its default is not in Config._v; Config.peek() reads a key without importing.
+EXT_SCHEMAS = ("firmware.services.config_lm",)  # load management (docs/load-management.md)
+
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
 _TRUE = ("true", "1", "on", "yes")
 _FALSE = ("false", "0", "off", "no")
@@ -120,18 +126,40 @@ def _int_text(t):
     return int(t)
 
 
+def _ext(mod):
+    """An extension schema module, imported on first use (a key of it looked up, set or
+    listed) and kept from then on: a feature whose keys nobody touches costs nothing."""
+    return __import__(mod, None, None, ("SCHEMA",))
+
+
+def rows():
+    """Every row: SCHEMA, then the extensions' (allocates: for listings, not hot paths)."""
+    out = list(SCHEMA)
+    for mod in EXT_SCHEMAS:
+        out.extend(_ext(mod).SCHEMA)
+    return out
+
+
 def _row(key):
-    """The SCHEMA row of `key`, or None (a scan: no index dict kept in RAM)."""
+    """The row of `key`, or None (a scan: no index dict kept in RAM)."""
     for r in SCHEMA:
         if r[0] == key:
             return r
+    for mod in EXT_SCHEMAS:
+        for r in _ext(mod).SCHEMA:
+            if r[0] == key:
+                return r
     return None
 
 
 def helps():
-    """Help text per SCHEMA row (same order), from firmware/services/config_help.py."""
+    """Help text per row of rows() (same order): firmware/services/config_help.py, then
+    each extension's HELP."""
     from firmware.services.config_help import HELP
-    return HELP.split("\n")
+    out = HELP.split("\n")
+    for mod in EXT_SCHEMAS:
+        out.extend(_ext(mod).HELP.split("\n"))
+    return out
 
 
 def check(key, v):
@@ -238,6 +266,7 @@ class Config:
             self._load()
 
     def _defaults(self):
+        self._v = {}  # extension keys appear here once read or set (get() below)
         for r in SCHEMA:
             self._v[r[0]] = r[4]
 
@@ -265,7 +294,11 @@ class Config:
 
     def _save(self):
         if self.store is not None:
-            self.store.put(_REC, self.as_dict(False), 0, _REC_VER)
+            d = {}
+            for k in self._v:  # (extension keys never read nor set stay out: defaults)
+                v = self._v[k]
+                d[k] = list(v) if type(v) is tuple else v
+            self.store.put(_REC, d, 0, _REC_VER)
 
     def _log(self, keys):
         self.version += 1
@@ -274,14 +307,25 @@ class Config:
             self.store.event("config", ",".join(keys))
 
     def get(self, key):
-        return self._v[key]
+        v = self._v
+        if key not in v:  # an extension key not read yet: its default (then kept: in use)
+            r = _row(key)
+            if r is None:
+                raise KeyError(key)
+            v[key] = r[4]
+        return v[key]
+
+    def peek(self, key, default=None):
+        """The value if set or loaded, else `default`, without looking up an extension
+        schema (firmware/app.py FEATURES: an unset feature key is off)."""
+        return self._v.get(key, default)
 
     def set(self, key, value):
         """None, or an error string (and nothing changed)."""
         v, err = check(key, value)
         if err:
             return err
-        if self._v[key] != v:
+        if self.get(key) != v:
             self._v[key] = v
             self._log((key,))
         return None
@@ -301,7 +345,7 @@ class Config:
             if err:
                 return err
             new[k] = v
-        changed = [k for k in new if self._v[k] != new[k]]
+        changed = [k for k in new if self.get(k) != new[k]]
         for k in changed:
             self._v[k] = new[k]
         if changed:
@@ -316,8 +360,8 @@ class Config:
     def as_dict(self, redact=True):
         """Copy of all keys; secrets that are set show as '***'."""
         d = {}
-        for r in SCHEMA:
-            v = self._v[r[0]]
+        for r in rows():
+            v = self._v.get(r[0], r[4])  # (no caching here: a listing is not a use)
             if type(v) is tuple:
                 v = list(v)
             if redact and r[5] & _SECRET and v:
@@ -329,8 +373,9 @@ class Config:
         """Help table for the console: key, allowed, default, help."""
         lines = []
         hlp = helps()
-        for i in range(len(SCHEMA)):
-            r = SCHEMA[i]
+        rs = rows()
+        for i in range(len(rs)):
+            r = rs[i]
             kind, lo, hi = r[1], r[2], r[3]
             if kind == _BOOL:
                 allowed = "bool"

@@ -9,7 +9,7 @@ import time
 
 from firmware.core import evse as E
 from firmware.links.commands import Commands
-from firmware.services.config import SCHEMA, helps
+from firmware.services.config import rows, helps
 from firmware.services.runtime import VERSION
 
 # Keys that change how CP is read, how the contactor switches or how the loop runs:
@@ -98,6 +98,10 @@ class Service:
         net = "wifi %s" % (("up" if wifi.connected() else "down") if wifi is not None else "off")
         print("network   %s   mqtt %s" % (net, _cut(s["link"], 50)))
         print("faults    %s" % (", ".join(s["faults"]) or "none"))
+        for f in rt.features.values():  # optional features with a console line (load mgmt)
+            line = getattr(f, "line", None)
+            if line is not None:
+                print(line())
         print("loop      %d ms period  %d ticks  max gap %d ms  free %d B" % (
             rt.period_ms, s["ticks"], s["max_gap_ms"], s["mem_free"]))
 
@@ -154,8 +158,9 @@ class Service:
         # describe() gives "key allowed default help" per SCHEMA row; keep the allowed part
         lines = c.describe().split("\n")
         hlps = helps()
-        for i in range(len(SCHEMA)):
-            r = SCHEMA[i]
+        rs = rows()
+        for i in range(len(rs)):
+            r = rs[i]
             k, hlp = r[0], hlps[i]
             dflt = repr(list(r[4]) if type(r[4]) is tuple else r[4])
             mid = lines[i][20:lines[i].rindex(hlp)].strip()
