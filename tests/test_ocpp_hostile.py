@@ -14,7 +14,7 @@ from e2e import FAST, LIMIT_MS, SimBench, baseline, charge, trigger
 @pytest.fixture(scope="module")
 def env():
     c = Csms(interval=300, max_size=None).start()
-    b = SimBench(config=dict(FAST, ocpp_url=c.url, ocpp_timeout_s=3))
+    b = SimBench(config=dict(FAST, ocpp_url=c.url, ocpp_timeout_s=2))
     try:
         c.wait(lambda: c.statuses(0), what="boot accepted")
         yield c, b
@@ -85,7 +85,7 @@ def test_csms_that_never_answers_and_fault_latency(env):
         n = len(c.starts)
         charge(b)  # free charging: a transaction starts, its StartTransaction gets no answer
         c.wait(lambda: c.actions("StartTransaction"), what="StartTransaction sent")
-        time.sleep(4)  # > ocpp_timeout_s: the call timed out, the loop went on
+        time.sleep(2.5)  # > ocpp_timeout_s: the call timed out, the loop went on
         st = b.read()["status"]
         assert st["contactor"] and st["ocpp"]["queue"] >= 1
         lat = trigger(b, plugged=False)

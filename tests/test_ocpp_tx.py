@@ -68,7 +68,7 @@ def test_offline_transactions_replayed_in_order(tmp_path):
                    what="offline")
         for i in range(3):  # three transactions while offline, a few meter values each
             charge(b)
-            time.sleep(1.6)
+            time.sleep(1.2)
             b.set(plugged=False)
             b.wait_state("A")
             time.sleep(0.3)
@@ -122,7 +122,7 @@ def kill_loop(tmp_path, iterations, seed):
                 b.kill()
                 b.start()
                 b.set(plugged=True)
-                time.sleep(rnd.uniform(0.0, 1.2))
+                time.sleep(rnd.uniform(0.0, 0.9))
                 if rnd.random() < 0.5:
                     b.set(plugged=False)
                     time.sleep(rnd.uniform(0.0, 0.3))

@@ -777,7 +777,7 @@ class Ocpp:
         rt.store.event("ocpp_tx_start", "ref %d %s" % (ref, tag), 0)
         self._wake.set()
 
-    def stop_tx(self, reason):
+    def stop_tx(self, reason, hold=True):
         t = self.tx
         if t is None:
             return
@@ -799,8 +799,10 @@ class Ocpp:
             self.profiles.tx_ended()
         rt.store.event("ocpp_tx_stop", "ref %d %s" % (t["ref"], reason), 0)
         if rt.evse.outputs.state != "A":
-            self._hold = True  # no energy outside a transaction: pause until unplug/new tag
+            # no energy outside a transaction: deauthorized, and (but after a fault, which
+            # blocks charging by itself) the OCPP claim is 0 until unplug or a new tag
             rt.evse.authorized = False
+            self._hold = hold
         self._apply_claim()
         self._wake.set()
 
@@ -934,7 +936,7 @@ class Ocpp:
                 self._hold = False
                 self._apply_claim()
         if self.tx is not None and o.fault and not self._prev_fault:
-            self.stop_tx("Other")  # a fault ends the transaction (docs/ocpp.md)
+            self.stop_tx("Other", False)  # a fault ends the transaction (docs/ocpp.md)
         self._prev_fault = o.fault
         if self.tx is None and plugged and not o.fault and not self._hold \
                 and not self.unavailable:

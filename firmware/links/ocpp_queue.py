@@ -7,13 +7,15 @@
 # PER entries each (ring of NCH chunks), and one header record "oqh":
 #   {"head": first seq not yet confirmed, "ids": {ref: transactionId}, "open": ref | None,
 #    "wh": highest energy register value the CSMS has confirmed}
-# An entry is [seq, action, payload, ref]; ref is the local number of the transaction, and
+# An entry is [seq, action, payload as JSON text, ref] (text: a fraction of the heap a parsed
+# MeterValues takes); ref is the local number of the transaction, and
 # payload["transactionId"] is filled from ids[ref] when it is sent (an offline-started
 # transaction gets its id from the StartTransaction.conf). Write order makes every cut safe:
 #   queue:   chunk first (the message exists), then the header (it is the open transaction)
 #   confirm: the header alone (head advances, the id is learnt) - one atomic commit
 # A cut between the CSMS's receipt and the header commit resends the same message id.
 # Only the chunk being appended to and the head chunk stay in RAM.
+import json
 from micropython import const
 
 PER = const(8)  # entries per chunk: one commit rewrites at most ~2.5 KB
@@ -119,7 +121,7 @@ class TxQueue:
         ch = self._chunk(seq)
         if seq % PER == 0:
             ch.clear()
-        ch.append([seq, action, payload, ref])
+        ch.append([seq, action, json.dumps(payload), ref])
         self.st._commit(self._name((seq // PER) % NCH), ch, _VER)
         self.next = seq + 1
         if opens or (closes and self.open == ref):
@@ -143,7 +145,7 @@ class TxQueue:
             self.head += 1
             self._save_header()
             return self.peek()
-        p = e[E_PAYLOAD]
+        p = _obj(e[E_PAYLOAD])
         ref = e[E_REF]
         if e[E_ACTION] != "StartTransaction" and "transactionId" in p:
             txid = self.ids.get(ref)
@@ -151,7 +153,6 @@ class TxQueue:
                 self.head += 1
                 self._save_header()
                 return self.peek()
-            p = dict(p)
             p["transactionId"] = txid
         return "q%d" % seq, e[E_ACTION], p, ref
 
@@ -220,9 +221,15 @@ class TxQueue:
             started.append(self.open)
         return [r for r in started if r not in stopped]
 
+def _obj(p):
+    return json.loads(p) if type(p) is str else dict(p)
+
+
 def register(action, p):
     """Energy register (Wh) a queued message reports, or -1."""
     try:
+        if type(p) is str:
+            p = json.loads(p)
         if action == "StartTransaction":
             return p["meterStart"]
         if action == "StopTransaction":
