@@ -4,6 +4,7 @@
 import asyncio
 
 from firmware.core import isotime
+from firmware.links.net import is_ip
 from firmware.links.ws import parse_url
 
 
@@ -32,7 +33,7 @@ async def upload(oc, location, name, retries, interval_s):
 
 async def _put(oc, location, name):
     host, port, path = split_http(location)
-    while oc.rt.evse.outputs.contactor and not _is_ip(host):
+    while oc.rt.evse.outputs.contactor and not is_ip(host):
         await asyncio.sleep_ms(1000)  # a DNS look-up blocks in C: not while charging
     r, w = await asyncio.wait_for_ms(asyncio.open_connection(host, port), 10000)
     try:
@@ -54,7 +55,3 @@ async def _put(oc, location, name):
         w.close()
         await w.wait_closed()
 
-
-def _is_ip(h):
-    p = h.split(".")
-    return len(p) == 4 and all(x.isdigit() for x in p)

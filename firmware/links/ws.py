@@ -4,15 +4,10 @@
 # Every read is bounded by a timeout or by the ping watchdog. See docs/ocpp.md "Transport".
 import asyncio
 import binascii
-import socket
 from micropython import const
 from time import ticks_ms, ticks_diff
 
-try:
-    from random import getrandbits
-except ImportError:  # a port without random: fixed mask and no jitter (still valid RFC 6455)
-    def getrandbits(n):
-        return 0x5A5A5A5A & ((1 << n) - 1)
+from firmware.links.net import backoff_ms, getrandbits, resolve
 
 _OP_CONT = const(0)
 _OP_TEXT = const(1)
@@ -57,13 +52,6 @@ def parse_url(url):
     if not host or not 0 < port < 65536:
         raise ValueError("url needs a host and a port 1..65535")
     return tls, host, port, path
-
-
-def _is_ip(h):
-    if ":" in h:
-        return True
-    p = h.split(".")
-    return len(p) == 4 and all(x.isdigit() for x in p)
 
 
 def accept_key(key):
@@ -161,8 +149,7 @@ class WSClient:
                 return
             if up and ticks_diff(ticks_ms(), t0) >= 30000:  # a session that lived resets it
                 fails = 0
-            d = min(self._bo_max, self._bo_min << min(fails, 16))
-            d -= (d * getrandbits(8)) >> 9  # jitter: 50..100 % of d
+            d = backoff_ms(fails, self._bo_min, self._bo_max)
             fails += 1
             try:
                 await asyncio.wait_for_ms(self._halt.wait(), d)
@@ -179,15 +166,7 @@ class WSClient:
 
     def _addr(self):
         if self._ip is None:
-            h = self.host
-            if not _is_ip(h):
-                a = socket.getaddrinfo(h, self.port, 0, socket.SOCK_STREAM)[0][-1]
-                if isinstance(a, tuple):
-                    h = a[0]
-                else:  # unix port: raw sockaddr
-                    f, ip, _ = socket.sockaddr(a)
-                    h = socket.inet_ntop(f, ip)
-            self._ip = h
+            self._ip = resolve(self.host, self.port)  # once: getaddrinfo blocks in C
         return self._ip
 
     def _ctx(self):
