@@ -4,6 +4,19 @@ a reopened store gives the same queue, and the transactions a cut left open are 
 import shutil
 import tempfile
 
+import pytest
+
+from mp import MicroPython
+
+
+@pytest.fixture(scope="module")
+def mp():
+    """A VM of its own: 800 queued messages must not depend on what other tests left in the
+    shared VM's heap."""
+    vm = MicroPython()
+    yield vm
+    vm.close()
+
 PRELUDE = """
 from firmware.services.store import Store
 from firmware.links.ocpp_queue import TxQueue, CAP
