@@ -65,6 +65,21 @@ def test_safety_rules_hold_on_every_step(mp, cfg, actions, start):
 STEPS = []
 
 
+def test_replug_during_a_running_rcd_test_gets_its_own_test(mp):
+    # Found by the property test: a re-plug straight into C while the RCD self-test of the
+    # plug-in before was still running. An A shorter than the debounce is no unplug (same
+    # session, its test stands); a real one (>= 3 samples) makes the new session test again.
+    cfg = {"require_auth": False, "ventilation": False, "lock_fitted": False,
+           "phase_switch": False, "max_ma": 6000, "cable_fixed_ma": 0, "min_off_ms": 0,
+           "retry_ms": 5000, "ev_off_ms": 0}
+    for a_ms in (10, 30, 60, 200):
+        acts = [["ev", "A"], ["wait", 500], ["ev", "B"], ["wait", 20], ["ev", "A"],
+                ["wait", a_ms - 10], ["ev", "C"], ["wait", 120], ["wait", 3000]]
+        r = run(mp, PREFIX + acts, cfg)
+        assert r["n_errors"] == 0, (a_ms, r["errors"])
+        assert r["closed_steps"] > 50, (a_ms, r)  # and it does charge again
+
+
 def test_zz_property_step_count():
     # Runs after the property test in this module: report (and require) the volume.
     if STEPS:

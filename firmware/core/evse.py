@@ -184,6 +184,7 @@ class Evse:
         self._close_blocked = False
         self._opened_at = 0
         self._rt_since = 0
+        self._rt_redo = False  # a new session began during a running test: test again
         self._bad_cp = 0
         self._thermal = 0  # 0 none, 1 half, 2 quarter, 3 stop
         self._b2_since = 0
@@ -473,6 +474,7 @@ class Evse:
                 and not (self.fault & _DRIVE_F_FAULTS)):
             self._rt = _RT_PULSE
             self._rt_since = now
+            self._rt_redo = False  # this test belongs to the session now plugged in
             self._boot_test = False
 
     def _ready(self, allowed, now):
@@ -580,8 +582,15 @@ class Evse:
             out.state = "A"
 
     def _retest_rcd(self):
-        if self._rt == _RT_PASSED and self.cfg.rcd_fitted:
-            self._rt = _RT_NEEDED  # never cut a running test short
+        if not self.cfg.rcd_fitted:
+            return
+        if self._rt == _RT_PASSED:
+            self._rt = _RT_NEEDED
+        elif self._rt != _RT_NEEDED:
+            # A test is running (its pulse belongs to the session before): never cut it
+            # short, but this session gets its own test after it (hypothesis found a close
+            # on the previous session's test after a fast unplug / re-plug).
+            self._rt_redo = True
 
     def _plugged(self, inp):
         self._retest_rcd()  # each session proves the RCD again
@@ -601,7 +610,8 @@ class Evse:
                 self._rt = _RT_NEEDED
                 self._trip(F_RCD_TEST, now)
         elif not inp.rcd_trip:
-            self._rt = _RT_PASSED
+            self._rt = _RT_NEEDED if self._rt_redo else _RT_PASSED
+            self._rt_redo = False
         elif el >= _RCD_CLEAR_MS:
             self._rt = _RT_NEEDED
             self._trip(F_RCD_TEST, now)

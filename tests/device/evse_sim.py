@@ -124,6 +124,7 @@ class Oracle:
         self.last_pwm_ms = None  # when the pilot last showed PWM while closed
         self.pwm_off_ms = None  # first step of a soft stop (PWM off, still closed)
         self.rcd_proven = False  # a self-test pulse drew a trip in this session
+        self.a_run = 0  # consecutive samples with the EV unplugged and the contactor open
         self.steps = 0
         self.errors = []
         self.n_errors = 0
@@ -155,9 +156,14 @@ class Oracle:
         if not o.contactor:
             self.last_pwm_ms = None
             self.pwm_off_ms = None
-            if ev_before == "A":
-                self.rcd_proven = False  # the next session must prove the RCD again
+            # An unplug the firmware can see (ref §1: N_ENTER agreeing samples; a shorter A
+            # is noise to any classifier, and no hand re-plugs within 30 ms) starts a new
+            # session, which must prove the RCD again.
+            self.a_run = self.a_run + 1 if ev_before == "A" and abs(noise_before) < 400 else 0
+            if self.a_run >= 3:
+                self.rcd_proven = False
             return
+        self.a_run = 0
         err = None
         if self.not_c >= N_LEAVE_POWER:
             err = "closed %d samples after the EV left C/D (%s)" % (self.not_c, ev_before)
