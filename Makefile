@@ -6,6 +6,8 @@
 #   make bench  benchmarks into bench/results.json
 #   make mpy    compile every device module with mpy-cross into build/
 #   make soak   long property/soak runs (not in make test)
+#   make test-emu  only the emulated-RP2040 tests (tests/test_emu_*.py, docs/emulator.md)
+#   make emu    emulated-RP2040 figures into bench/rp2040.json
 
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -14,9 +16,9 @@ STAMP  := $(VENV)/.installed
 DEVICE_DIRS := firmware hal boards
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup test sim bench mpy soak clean mosquitto ha-check chromium
+.PHONY: setup test sim bench mpy soak clean mosquitto ha-check chromium emu-setup test-emu emu
 
-setup: $(STAMP) mosquitto chromium
+setup: $(STAMP) mosquitto chromium emu-setup
 
 $(STAMP): requirements.txt
 	python3 -m venv $(VENV)
@@ -68,3 +70,23 @@ ha-check: setup
 
 clean:
 	rm -rf build .pytest_cache
+
+# The emulated RP2040 (docs/emulator.md): node + rp2040js pinned by emu/package-lock.json.
+EMU_STAMP := emu/node_modules/.installed
+emu-setup: $(EMU_STAMP)
+
+$(EMU_STAMP): emu/package.json emu/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing nodejs npm (apt-get)"; \
+	    (apt-get install -y -q nodejs npm >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null && apt-get install -y -q nodejs npm >/dev/null)); \
+	  else echo "node missing: run 'sudo apt-get install nodejs npm'"; exit 1; fi; }
+	cd emu && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test-emu: setup mpy
+	$(PY) -m pytest -q tests/test_emu_*.py
+
+emu: setup mpy
+	$(PY) tools/rp2/bench.py

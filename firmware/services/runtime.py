@@ -129,6 +129,13 @@ class Runtime:
         self._cfg_version = config.version
         self._meter_e_wh = -1
         self._meter_lock = asyncio.Lock()
+        # Contactor openings so far: a meter reading from a poll that began before the
+        # latest one says nothing about current with the contacts open (found on the
+        # emulated RP2040: an SDM630 poll at 9600 Bd plus the 1 s period outlasts the 1 s
+        # welded check, so the last closed-contact reading raised a false "welded").
+        self._opened = 0
+        self._meter_stale = False
+        self._closed_cmd = False
         self.plugs = 0  # state left A / came back to A, since boot
         self.unplugs = 0
         self._seen_plugs = 0
@@ -223,7 +230,8 @@ class Runtime:
                 m = cur[2]
             inp.current_ma = m
         else:
-            inp.current_ma = self.current_ma  # from the meter, once a second
+            # from the meter, once a second; 0 until a poll after the contactor opened
+            inp.current_ma = 0 if self._meter_stale else self.current_ma
         if hw.temp is not None:
             self.temp_dc = hw.temp.read_dc()  # a few ADC reads, table lookup: no allocation
         inp.temp_dc = self.temp_dc
@@ -235,6 +243,10 @@ class Runtime:
         out = e.step(inp, now)
         # Contactor first: when anything below fails, the power is already off.
         hw.contactor.set(out.contactor)
+        if self._closed_cmd and not out.contactor:
+            self._opened += 1
+            self._meter_stale = True
+        self._closed_cmd = out.contactor
         if out.phases != hw.contactor.phases and not out.contactor:
             hw.contactor.set_phases(out.phases)
         pilot.set(out.pilot, out.duty_pm)
@@ -389,8 +401,11 @@ class Runtime:
         if m is None:
             return
         async with self._meter_lock:
+            opened = self._opened
             if await m.poll():
                 self.meter_error = None
+                if opened == self._opened:
+                    self._meter_stale = False
                 for i in range(3):
                     self.v_mv[i] = m.v_mv[i]
                     self.i_ma[i] = m.i_ma[i]

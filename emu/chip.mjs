@@ -1,0 +1,168 @@
+// One emulated RP2040 (rp2040js) running the stock MicroPython image, with the
+// harness's patches (patches/*.mjs), the world at its pins (world.mjs) and
+// its USB CDC REPL on a socket (--cdc-fd N; tools/rp2/emu.py bridges it to a pty).
+//
+//   node emu/chip.mjs --image IMG.uf2 [--flash FLASH.bin] [--gdb PORT] [--no-patch NAME]
+//
+// Control: JSON lines on stdin ({"id":1,"cmd":"world","set":{...}}), replies and
+// events as JSON lines on stdout. Every time is emulated nanoseconds since the first
+// power-on ("t"), continuous across watchdog resets, so latencies do not depend on
+// how loaded the host is.
+import fs from 'fs';
+import net from 'net';
+import readline from 'readline';
+import { RP2040, USBCDC, ConsoleLogger, LogLevel } from 'rp2040js';
+import * as flashProgram from './patches/flash-program.mjs';
+import * as watchdogOnce from './patches/watchdog-once.mjs';
+import * as usbCdcNak from './patches/usb-cdc-nak.mjs';
+import * as uartTxintr from './patches/uart-txintr.mjs';
+import { World } from './world.mjs';
+
+const HERE = new URL('.', import.meta.url).pathname;
+const FLASH_BYTES = 2 * 1024 * 1024;
+const CYCLE_NS = 8; // 125 MHz
+const SLICE_NS = 2e6; // run 2 ms of chip time between host I/O turns
+
+function arg(name, dflt = null) {
+  const i = process.argv.indexOf('--' + name);
+  return i < 0 ? dflt : process.argv[i + 1];
+}
+const disabled = new Set(process.argv.flatMap((a, i) => (a === '--no-patch' ? [process.argv[i + 1]] : [])));
+
+function uf2Flash(path) {
+  const data = fs.readFileSync(path);
+  const flash = new Uint8Array(FLASH_BYTES).fill(0xff);
+  for (let off = 0; off + 512 <= data.length; off += 512) {
+    const addr = data.readUInt32LE(off + 12), size = data.readUInt32LE(off + 16);
+    if (data.readUInt32LE(off) !== 0x0a324655) throw new Error('not a UF2 file');
+    flash.set(data.subarray(off + 32, off + 32 + size), addr - 0x10000000);
+  }
+  return flash;
+}
+
+const bootrom = new Uint32Array(new Uint8Array(fs.readFileSync(HERE + 'bootrom/rp2040-bootrom-b1.bin')).buffer);
+let flash = arg('flash') && fs.existsSync(arg('flash')) ? new Uint8Array(fs.readFileSync(arg('flash'))) : null;
+if (!flash) flash = uf2Flash(arg('image', HERE + '../tools/rp2/image/micropython-v1.28.0-RPI_PICO.uf2'));
+
+const world = new World();
+const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+const cdcSock = new net.Socket({ fd: Number(arg('cdc-fd', 3)), readable: true, writable: true });
+const hostBytes = []; // host -> chip bytes not yet in the CDC FIFO
+let mcu, cdc, epochNs = 0, resets = 0, pendingReset = null;
+const flashStats = { erased: 0, programmed: 0 };
+const now = () => epochNs + mcu.clock.nanos;
+
+function powerOn(reason = 0) {
+  if (mcu) {
+    epochNs += mcu.clock.nanos;
+    flash = mcu.flash.slice(0, FLASH_BYTES);
+  }
+  mcu = new RP2040();
+  mcu.logger = new ConsoleLogger(LogLevel.Error); // the default logger floods stdout
+  mcu.loadBootrom(bootrom);
+  mcu.flash.set(flash);
+  if (!disabled.has('flash-program')) flashProgram.apply(mcu, flashStats);
+  if (!disabled.has('watchdog-once')) {
+    const wd = watchdogOnce.apply(mcu, (r) => { pendingReset = r; });
+    wd.reason = reason; // machine.reset_cause() reads it after a watchdog reset
+  }
+  if (!disabled.has('uart-txintr')) for (const u of mcu.uart) uartTxintr.apply(u);
+  cdc = new USBCDC(mcu.usbCtrl);
+  if (!disabled.has('usb-cdc-nak')) usbCdcNak.apply(cdc);
+  cdc.onDeviceConnected = () => out({ ev: 'usb', t: now() });
+  cdc.onSerialData = (buf) => cdcSock.write(Buffer.from(buf));
+  world.attach(mcu, now);
+  mcu.core.PC = 0x10000000;
+  out({ ev: 'boot', t: now(), reason, resets });
+}
+
+function feedHost() {
+  while (hostBytes.length && cdc.txFIFO.itemCount < cdc.txFIFO.size) cdc.sendSerialByte(hostBytes.shift());
+}
+
+let running = true, stopped = false;
+function runSlice() {
+  const core = mcu.core, clock = mcu.clock;
+  const end = clock.nanos + SLICE_NS;
+  while (clock.nanos < end && running) {
+    if (core.waiting) {
+      const n = clock.nanosToNextAlarm;
+      clock.tick(n > 0 ? Math.min(n, end - clock.nanos + CYCLE_NS) : CYCLE_NS);
+    } else {
+      clock.tick(core.executeInstruction() * CYCLE_NS);
+    }
+    if (pendingReset !== null) {
+      const r = pendingReset;
+      pendingReset = null;
+      resets++;
+      out({ ev: 'watchdog', t: now(), reason: r });
+      powerOn(r);
+      return;
+    }
+  }
+}
+
+function loop() {
+  if (stopped) return;
+  if (running) {
+    feedHost();
+    runSlice();
+  }
+  setImmediate(loop);
+}
+
+function saveFlash(path) {
+  // Pico flash is 2 MB: save only that, atomically (rename), for a power cut.
+  fs.writeFileSync(path + '.tmp', mcu.flash.subarray(0, FLASH_BYTES));
+  fs.renameSync(path + '.tmp', path);
+}
+
+const commands = {
+  world: (c) => { world.set(c.set || {}); return { t: now() }; },
+  status: () => ({ t: now(), world: world.status(), flash: flashStats, resets }),
+  events: (c) => ({ t: now(), events: world.events.filter((e) => e[0] >= (c.since || 0)) }),
+  save_flash: (c) => { saveFlash(c.path); return { t: now() }; },
+  // A power cut: stop the chip between two instructions and keep the flash as it is.
+  cut: (c) => { running = false; stopped = true; if (c.path) saveFlash(c.path); return { t: now() }; },
+  reset: () => { powerOn(0); return { t: now() }; },
+  // Wait until emulated time t (ns) has passed; the reply comes then.
+  until: (c, reply) => {
+    const check = () => (now() >= c.t ? reply({ t: now() }) : setTimeout(check, 5));
+    check();
+    return undefined;
+  },
+};
+
+readline.createInterface({ input: process.stdin }).on('line', (line) => {
+  let c;
+  try { c = JSON.parse(line); } catch (e) { out({ error: 'bad json' }); return; }
+  const reply = (r) => out({ id: c.id, ...r });
+  const f = commands[c.cmd];
+  if (!f) { reply({ error: 'unknown command ' + c.cmd }); return; }
+  try {
+    const r = f(c, reply);
+    if (r !== undefined) reply(r);
+  } catch (e) { reply({ error: String(e) }); }
+  if (c.cmd === 'cut') setTimeout(() => process.exit(0), 10);
+});
+process.stdin.on('end', () => process.exit(0));
+
+cdcSock.on('data', (d) => {
+  for (const b of d) hostBytes.push(b);
+});
+
+powerOn(0);
+if (arg('gdb')) {
+  // rp2040js's GDB server drives a Simulator-like object: give it our loop.
+  const sim = {
+    rp2040: mcu,
+    get executing() { return running; },
+    execute() { running = true; },
+    stop() { running = false; },
+  };
+  const { GDBTCPServer } = await import('rp2040js/dist/esm/gdb/gdb-tcp-server.js');
+  const gdb = new GDBTCPServer(sim, Number(arg('gdb')));
+  running = false; // wait for gdb's "continue"
+  out({ ev: 'gdb', port: gdb.port });
+}
+loop();
