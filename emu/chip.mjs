@@ -80,10 +80,21 @@ function feedHost() {
   while (hostBytes.length && cdc.txFIFO.itemCount < cdc.txFIFO.size) cdc.sendSerialByte(hostBytes.shift());
 }
 
-let running = true, stopped = false;
+let running = true, stopped = false, cutAt = null;
 function runSlice() {
   const core = mcu.core, clock = mcu.clock;
-  const end = clock.nanos + SLICE_NS;
+  let end = clock.nanos + SLICE_NS;
+  if (cutAt) {
+    if (now() >= cutAt.t) {
+      running = false;
+      stopped = true;
+      if (cutAt.path) saveFlash(cutAt.path);
+      cutAt.reply({ t: now() });
+      setTimeout(() => process.exit(0), 10);
+      return;
+    }
+    end = Math.min(end, cutAt.t - epochNs);
+  }
   while (clock.nanos < end && running) {
     if (core.waiting) {
       const n = clock.nanosToNextAlarm;
@@ -121,9 +132,14 @@ const commands = {
   world: (c) => { world.set(c.set || {}); return { t: now() }; },
   status: () => ({ t: now(), world: world.status(), flash: flashStats, resets }),
   events: (c) => ({ t: now(), events: world.events.filter((e) => e[0] >= (c.since || 0)) }),
+  ticks: (c) => ({ t: now(), ticks: world.ticks.filter((t) => t >= (c.since || 0)) }),
   save_flash: (c) => { saveFlash(c.path); return { t: now() }; },
-  // A power cut: stop the chip between two instructions and keep the flash as it is.
-  cut: (c) => { running = false; stopped = true; if (c.path) saveFlash(c.path); return { t: now() }; },
+  // A power cut: stop the chip between two instructions (now, or at emulated time
+  // c.at) and keep the flash as it is.
+  cut: (c, reply) => {
+    cutAt = { t: c.at || 0, path: c.path, reply };
+    return undefined;
+  },
   reset: () => { powerOn(0); return { t: now() }; },
   // Wait until emulated time t (ns) has passed; the reply comes then.
   until: (c, reply) => {
@@ -143,7 +159,6 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
     const r = f(c, reply);
     if (r !== undefined) reply(r);
   } catch (e) { reply({ error: String(e) }); }
-  if (c.cmd === 'cut') setTimeout(() => process.exit(0), 10);
 });
 process.stdin.on('end', () => process.exit(0));
 

@@ -72,7 +72,27 @@ export class World {
     this.pin(BUTTON_PIN).setInputValue(true);
     this.rcdOutput();
     this.attachMeter(mcu.uart[0]);
+    this.attachTickRecorder(mcu.adc);
     this.updateAnalog();
+  }
+
+  // Each control tick samples CP (ADC0) for ~1.1 ms: the start of each burst of ADC0
+  // reads marks a tick, seen from outside the firmware in emulated time.
+  attachTickRecorder(adc) {
+    const read = adc.onADCRead;
+    let last = -1e12;
+    if (!this.ticks) this.ticks = [];
+    adc.onADCRead = (ch) => {
+      if (ch === 0) {
+        const t = this.now();
+        if (t - last > 3e6) {
+          this.ticks.push(t);
+          if (this.ticks.length > 20000) this.ticks.splice(0, 10000);
+        }
+        last = t;
+      }
+      read(ch);
+    };
   }
 
   followContactor(v) {

@@ -61,6 +61,20 @@ def deployed_flash():
     return path
 
 
+def modules_flash():
+    """The deployed flash with main.py set aside: the stock REPL at boot, the firmware's
+    modules importable (no tasks, no watchdog): for tests of one module on the chip."""
+    path = os.path.join(CACHE, "modules-%s.bin" % sources_hash())
+    if not os.path.exists(path):
+        chip = boot_firmware()
+        try:
+            chip.exec("import os\nos.rename('main.py', 'main_off.py')")
+            chip.save_flash(path)
+        finally:
+            chip.stop()
+    return path
+
+
 def boot_firmware(flash=None):
     """Power on a chip with the firmware deployed; return it at the console prompt."""
     chip = Chip(flash=flash or deployed_flash()).start()

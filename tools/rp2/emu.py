@@ -156,6 +156,15 @@ class Chip:
                 self._cv.wait(min(left, 0.5))
             return self.out.index(text, start)
 
+    def exec_start(self, code, timeout=120):
+        """Enter the raw REPL and send code without waiting for it to finish; returns
+        the output offset where its "OK" will appear."""
+        start = len(self.out)
+        self.write(b"\r\x03\x03\x01")
+        i = self.wait_text(b"raw REPL; CTRL-B to exit\r\n>", timeout, start)
+        self.write(code.encode() + b"\x04")
+        return i + 27
+
     def exec(self, code, timeout=120):
         """Run code in the raw REPL; return its stdout (raises ChipError on an exception).
         Leaves the chip at the raw REPL prompt (friendly REPL: write b"\\x02")."""
@@ -237,8 +246,9 @@ class Chip:
     def save_flash(self, path):
         return self.call("save_flash", path=path)["t"]
 
-    def cut(self, path):
-        """Power cut: stop the chip now, keep the flash as it is in path."""
-        t = self.call("cut", path=path)["t"]
+    def cut(self, path, at=None):
+        """Power cut: stop the chip now (or at emulated time at, ns), keep the flash as
+        it is in path."""
+        t = self.call("cut", path=path, at=at or 0, timeout=300)["t"]
         self.proc.wait(30)
         return t
