@@ -26,6 +26,7 @@ class Hardware:
         self.button = None
         self.wdt = None
         self.wifi = None
+        self.no_network = False  # the image has no `network` module (RPI_PICO on a Pico W)
         self.tick_lock = None  # a lock the control tick holds (the sim's world); None on boards
         self.image = None  # the MicroPython image's own A/B update (ESP32: hal/esp32_image.py)
 

@@ -94,6 +94,10 @@ def build_machine(b, hw, wifi, watchdog):
         except (ImportError, OSError):  # no esp32 module, or no OTA partitions in the image
             pass
     if wifi and _get(b, "WIFI"):
-        from hal.wifi import Wifi
-        hw.wifi = Wifi(*wifi)
+        try:
+            from hal.wifi import Wifi
+        except ImportError:  # e.g. the plain-Pico MicroPython image: charge, no network
+            hw.no_network = True
+        else:
+            hw.wifi = Wifi(*wifi)
     return hw

@@ -4,6 +4,7 @@
 #                       [--no-console] [--safe]
 # Whatever happens, the outputs end safe (contactor open, pilot off) before anything else.
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -151,8 +152,8 @@ def _feature_tasks(rt):
         try:
             m = __import__(mod, None, None, ("start",))
             out.extend(m.start(rt))
-        except ImportError as ex:
-            print("%s not available in this build (%s): %s stays off" % (mod, ex, key))
+        except (ImportError, MemoryError) as ex:  # left out of the build, or no heap for it
+            print("%s not available in this build (%r): %s stays off" % (mod, ex, key))
             rt.store.event("feature_missing", mod, 0)
     return out
 
@@ -163,17 +164,35 @@ def _board_tasks(rt, opts):
     return fn(rt, opts) if fn is not None else ()
 
 
+def _have(module):
+    try:
+        __import__(module)
+        return True
+    except ImportError:
+        return False
+
+
 async def _run(rt, opts):
     extra = []
     extra.extend(_board_tasks(rt, opts))
     extra.extend(_feature_tasks(rt))
-    if rt.config.get("mqtt_host"):
+    if rt.config.get("mqtt_host") and not _have("socket"):
+        # The plain-Pico image has no socket: importing the link's chain only to fail at
+        # its transport costs the heap the console needs (MemoryError on the emulated
+        # RP2040). No network: charge without it.
+        print("MQTT link not available in this build: no socket module")
+    elif rt.config.get("mqtt_host"):
         try:
+            gc.collect()
             from firmware.links import mqtt_link as link
             rt.link = link.Link(rt)
             extra.append(("link", rt.link.run))
-        except ImportError:
-            print("MQTT link not available in this build")
+        except (ImportError, MemoryError) as ex:
+            # No socket module (the plain-Pico image), or no heap for the link: charge
+            # without it (found on the emulated RP2040: MemoryError, not ImportError, when
+            # mqtt_host was set on RPI_PICO), never a crash.
+            rt.link = None
+            print("MQTT link not available in this build: %r" % (ex,))
     if rt.hw.wifi is not None:
         extra.append(("wifi", rt.hw.wifi.run))
     if opts["console"]:

@@ -48,6 +48,24 @@ def deploy(chip):
         chip.bridged = False
 
 
+# rp2040js has one core (no SIO FIFO): _thread.start_new_thread would hang in
+# multicore_launch_core1, so the emulated board runs the single-loop build of the
+# control loop (config control_thread off; docs/emulator.md "Second core").
+SINGLE_CORE = ("import os\n"
+               "try:\n    os.mkdir('/store')\nexcept OSError:\n    pass\n"
+               "from firmware.services.store import Store\n"
+               "from firmware.services.config import Config\n"
+               "s = Store('/store')\n"
+               "print(Config(s).set('control_thread', False))\n"
+               "s.flush()\n")
+
+
+def single_core(chip):
+    """Set control_thread off in the firmware's store (at the stock REPL, before the
+    firmware's first boot)."""
+    return chip.exec(SINGLE_CORE)
+
+
 def deployed_flash():
     """Path of a flash image with the stock MicroPython and this tree's firmware."""
     path = os.path.join(CACHE, "flash-%s.bin" % sources_hash())
@@ -57,6 +75,7 @@ def deployed_flash():
             chip.boot()
             r = deploy(chip)
             assert r.returncode == 0, r.stdout + r.stderr
+            single_core(chip)
             chip.save_flash(path)
     return path
 

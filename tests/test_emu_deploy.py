@@ -4,7 +4,7 @@ SHA-256, and after a power cycle the firmware starts from main.py."""
 import os
 import subprocess
 
-from emu_chip import CACHE, Chip, data, deploy, needs_node, sources_hash
+from emu_chip import CACHE, Chip, data, deploy, needs_node, single_core, sources_hash
 
 pytestmark = needs_node
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,6 +25,7 @@ def test_wbctl_deploy_verifies_and_the_firmware_starts_from_main_py():
         r = deploy(chip)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "1 of 1 boards OK" in r.stdout and "verified (sha256)" in r.stdout
+        single_core(chip)  # one emulated core: the single-loop control build
         os.makedirs(CACHE, exist_ok=True)
         path = os.path.join(CACHE, "flash-%s.bin" % sources_hash())
         chip.save_flash(path)  # the other emulator tests start from this board

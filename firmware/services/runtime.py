@@ -133,8 +133,10 @@ class Runtime:
         # latest one says nothing about current with the contacts open (found on the
         # emulated RP2040: an SDM630 poll at 9600 Bd plus the 1 s period outlasts the 1 s
         # welded check, so the last closed-contact reading raised a false "welded").
+        # One writer each (thread mode): control counts openings, the meter poll records
+        # the count its reading belongs to.
         self._opened = 0
-        self._meter_stale = False
+        self._meter_opened = 0
         self._closed_cmd = False
         self.plugs = 0  # state left A / came back to A, since boot
         self.unplugs = 0
@@ -231,7 +233,7 @@ class Runtime:
             inp.current_ma = m
         else:
             # from the meter, once a second; 0 until a poll after the contactor opened
-            inp.current_ma = 0 if self._meter_stale else self.current_ma
+            inp.current_ma = self.current_ma if self._meter_opened == self._opened else 0
         if hw.temp is not None:
             self.temp_dc = hw.temp.read_dc()  # a few ADC reads, table lookup: no allocation
         inp.temp_dc = self.temp_dc
@@ -245,7 +247,6 @@ class Runtime:
         hw.contactor.set(out.contactor)
         if self._closed_cmd and not out.contactor:
             self._opened += 1
-            self._meter_stale = True
         self._closed_cmd = out.contactor
         if out.phases != hw.contactor.phases and not out.contactor:
             hw.contactor.set_phases(out.phases)
@@ -404,8 +405,7 @@ class Runtime:
             opened = self._opened
             if await m.poll():
                 self.meter_error = None
-                if opened == self._opened:
-                    self._meter_stale = False
+                self._meter_opened = opened
                 for i in range(3):
                     self.v_mv[i] = m.v_mv[i]
                     self.i_ma[i] = m.i_ma[i]

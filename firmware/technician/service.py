@@ -96,6 +96,8 @@ class Service:
             ("n/a", "open", "closed")[fb + 1]))
         wifi = hw.wifi
         net = "wifi %s" % (("up" if wifi.connected() else "down") if wifi is not None else "off")
+        if getattr(hw, "no_network", False):
+            net = "no network (this MicroPython image has no network module)"
         print("network   %s   mqtt %s" % (net, _cut(s["link"], 50)))
         print("faults    %s" % (", ".join(s["faults"]) or "none"))
         for f in rt.features.values():  # optional features with a console line (load mgmt)
