@@ -23,22 +23,26 @@ BENCH_CONFIG = {"min_off_s": 0, "fault_retry_s": 5, "ev_off_s": 0}
 BENCH_WORLD = {"delay_ms": 20}
 
 
-MAX_LATE_FACTOR = 5  # at most this many late schedules per wanted sample, then stop
+MAX_LATE_FACTOR = 5  # at most this many retaken samples per wanted sample, then stop
+STALL_RUN_DELAY_MS = 5.0  # firmware runnable but not running this long: a host stall
 
 
 class Samples(list):
     """Latencies (ms) of one fault kind, in order, with what the harness saw around them:
-    late   schedules that landed after their time (discarded and retaken)
-    stall  per sample: host stall (ms) overlapping it, from the sibling recorder
-    run_delay_ms  per sample: the firmware's time runnable but not running (schedstat)"""
+    late     schedules that landed after their time (discarded and retaken)
+    stalled  latencies of samples that fell in a host stall (discarded and retaken:
+             they measure the host, not the firmware; kept for the "with" figures)
+    stall    per kept sample: host stall (ms) overlapping it, from the sibling recorder
+    run_delay_ms  per kept sample: the firmware's time runnable but not running"""
 
     def __init__(self):
         super().__init__()
         self.late = 0
+        self.stalled = []
         self.stall = []
         self.run_delay_ms = []
 
-    def host_stalled(self, i, threshold_ms=5.0):
+    def host_stalled(self, i, threshold_ms=STALL_RUN_DELAY_MS):
         s = self.stall[i] if i < len(self.stall) else 0
         r = self.run_delay_ms[i] if i < len(self.run_delay_ms) else None
         return s > 0 or (r is not None and r > threshold_ms)
@@ -60,14 +64,16 @@ def _plain(xs):
 
 
 def summary(xs):
-    """p50/p99/max of all samples; for Samples also the late schedules retaken and the
-    figures without the samples that fell in a host stall."""
+    """p50/p99/max of the samples kept; for Samples also the late schedules and host
+    stalls retaken, and the figures with and without the samples in a host stall."""
     out = _plain(list(xs))
     if isinstance(xs, Samples):
         clean = [x for i, x in enumerate(xs) if not xs.host_stalled(i)]
         out["late_retaken"] = xs.late
+        out["host_stall_retaken"] = len(xs.stalled)
         out["in_host_stall"] = len(xs) - len(clean)
         out["without_host_stall"] = _plain(clean)
+        out["with_host_stall"] = _plain(list(xs) + xs.stalled)
         rd = [r for r in xs.run_delay_ms if r is not None]
         if rd:
             out["fw_run_delay_max_ms"] = round(max(rd), 2)
@@ -84,14 +90,16 @@ def measure(b, kind, n, progress=None, stalls=None):
     was applied and overstate the latency: that sample is discarded (the fault still
     happened: wait for the open, undo it) and retaken, and counted in Samples.late. After
     MAX_LATE_FACTOR * n late schedules the kind ends with fewer samples rather than
-    never. stalls: a hoststall.HostStalls whose records mark samples in a host stall."""
+    never. stalls: a hoststall.HostStalls whose records mark samples in a host stall;
+    with it (or the firmware's schedstat) a sample that fell in a host stall is
+    discarded and retaken the same way (counted in Samples.stalled, bench item 9)."""
     import hoststall
     fault, undo, reset = KINDS[kind]
     out = Samples()
     b.set(**BENCH_WORLD)
     b.plug()
     pid = b.proc.pid if getattr(b, "proc", None) is not None else None
-    while len(out) < n and out.late < MAX_LATE_FACTOR * n + 10:
+    while len(out) < n and out.late + len(out.stalled) < MAX_LATE_FACTOR * n + 10:
         charge(b)
         rd0 = hoststall.run_delay_ns(pid) if pid else None
         # Random phase against the 10 ms control tick, so p50/p99 mean something.
@@ -107,11 +115,15 @@ def measure(b, kind, n, progress=None, stalls=None):
         elif lat is None:
             raise RuntimeError("no contactor-open change after %s" % kind)
         else:
-            out.append(lat)
             t0 = hoststall.device_to_host_ns(t)
-            out.stall.append(stalls.stall_ms(t0, t0 + int(lat * 1e6)) if stalls else 0)
-            out.run_delay_ms.append((rd1 - rd0) / 1e6 if rd0 is not None and rd1 is not None
-                                    else None)
+            stall = stalls.stall_ms(t0, t0 + int(lat * 1e6)) if stalls else 0
+            rd = (rd1 - rd0) / 1e6 if rd0 is not None and rd1 is not None else None
+            if stalls is not None and (stall > 0 or (rd is not None and rd > STALL_RUN_DELAY_MS)):
+                out.stalled.append(lat)
+            else:
+                out.append(lat)
+                out.stall.append(stall)
+                out.run_delay_ms.append(rd)
         b.set(**undo)
         if kind == "unplug":
             time.sleep(0.05)  # let the firmware see A (a new session) before re-plugging
@@ -121,6 +133,6 @@ def measure(b, kind, n, progress=None, stalls=None):
         if kind == "overtemp":
             b.wait_for(lambda r: not r["status"]["faults"], timeout=5, poll=0.01)
         if progress and out and len(out) % 25 == 0 and not late:
-            progress("%s: %d/%d, max so far %.1f ms, %d late retaken" % (
-                kind, len(out), n, max(out), out.late))
+            progress("%s: %d/%d, max so far %.1f ms, %d late and %d host stalls retaken" % (
+                kind, len(out), n, max(out), out.late, len(out.stalled)))
     return out
