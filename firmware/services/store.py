@@ -203,6 +203,7 @@ class Store:
         self._ver = {}
         self._dirty = {}  # record name -> due (ticks ms)
         self.problems = []  # (name, reason) found while loading
+        self.completed = []  # names whose cut commit was finished from a whole .tmp
         self.writes = 0  # record commits since start
         self.bytes_written = 0
         self.errors = 0
@@ -242,7 +243,9 @@ class Store:
                 except OSError:
                     pass
                 obj, v, err = tobj, tv, None
-                self.problems.append((name, "completed from tmp"))
+                # a power cut between the write and the rename: the new copy is whole,
+                # nothing is lost or corrupt (an event says so, not store_corrupt)
+                self.completed.append(name)
             else:
                 try:
                     os.remove(p + ".tmp")
@@ -380,6 +383,8 @@ class Store:
         self._energy_saved = self.energy_wh
         for name, why in self.problems:
             self.event("store_corrupt", "%s: %s" % (name, why), HOLD_NOW)
+        for name in self.completed:
+            self.event("store_completed", name, HOLD_NOW)
         if recovered:  # power was lost during a session: close it at its last checkpoint
             try:
                 sid = recovered[0]
