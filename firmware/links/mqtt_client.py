@@ -3,15 +3,10 @@
 # (ping timeout) that cancels the reader; run() keeps reconnecting forever.
 # See docs/mqtt_client.md.
 import asyncio
-import socket
 from micropython import const
 from time import ticks_ms, ticks_diff
 
-try:
-    from random import getrandbits
-except ImportError:  # a port without random: no jitter
-    def getrandbits(n):
-        return 0
+from firmware.links.net import resolve, run_link
 
 _CONNECT = const(0x10)
 _CONNACK = const(2)
@@ -21,7 +16,6 @@ _SUBSCRIBE = const(0x82)
 _SUBACK = const(9)
 _UNSUBACK = const(11)
 _PINGRESP = const(13)
-_GATE_POLL_MS = const(100)
 _CTL_MAX = const(32)  # queued PUBACK/SUBSCRIBE items before the reader waits
 _MAX_RL = const(268435455)
 # Send lanes (publish(lane=...)); the writer serves control packets, then the urgent lane,
@@ -58,13 +52,6 @@ def _b(s):
 def _str16(s):
     s = _b(s)
     return bytes((len(s) >> 8, len(s) & 0xFF)) + s
-
-
-def _is_ip(h):
-    if ":" in h:
-        return True
-    p = h.split(".")
-    return len(p) == 4 and all(x.isdigit() for x in p)
 
 
 class MQTTClient:
@@ -190,42 +177,10 @@ class MQTTClient:
 
     async def run(self):
         """Stay connected until disconnect(); raises only CancelledError."""
-        fails = 0
-        self._stop = False
-        self._halt.clear()
-        while not self._stop:
-            while not self._gate():
-                await asyncio.sleep_ms(_GATE_POLL_MS)
-                if self._stop:
-                    return
-            t0 = ticks_ms()
-            up = False
-            try:
-                self.attempts += 1
-                up = await self._session()
-            except Exception as e:
-                self.errors += 1
-                self.last_error = repr(e)
-            if self._stop:
-                return
-            # A session that lived a keepalive period resets the backoff
-            if up and ticks_diff(ticks_ms(), t0) >= max(self._ka_ms, 5000):
-                fails = 0
-            d = min(self._bo_max, self._bo_min << min(fails, 16))
-            d -= (d * getrandbits(8)) >> 9  # jitter: 50..100 % of d
-            fails += 1
-            try:
-                await asyncio.wait_for_ms(self._halt.wait(), d)
-            except asyncio.TimeoutError:
-                pass
+        # A session that lived a keepalive period resets the backoff
+        await run_link(self, max(self._ka_ms, 5000))
 
     # ---- internals ----
-
-    def _gate(self):
-        try:
-            return bool(self.may_connect())
-        except Exception:
-            return False  # a broken gate must not start a blocking handshake
 
     def _next_pid(self):
         while True:
@@ -235,15 +190,7 @@ class MQTTClient:
 
     def _addr(self):
         if self._ip is None:
-            h = self._host
-            if not _is_ip(h):
-                a = socket.getaddrinfo(h, self._port, 0, socket.SOCK_STREAM)[0][-1]
-                if isinstance(a, tuple):
-                    h = a[0]
-                else:  # unix port: raw sockaddr
-                    f, ip, _ = socket.sockaddr(a)
-                    h = socket.inet_ntop(f, ip)
-            self._ip = h
+            self._ip = resolve(self._host, self._port)  # once: getaddrinfo blocks in C
         return self._ip
 
     def _ctx(self):

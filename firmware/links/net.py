@@ -1,12 +1,18 @@
-# Small network helpers the links share: an address test, a DNS look-up done once (it blocks
-# in C: callers resolve only when the reconnect gate allows), the reconnect backoff with jitter.
+# Small network helpers the links share: an address test, a DNS look-up done
+# once (it blocks in C: callers resolve only when the reconnect gate allows), the reconnect
+# loop with its jittered backoff (ws.py and mqtt_client.py).
+import asyncio
 import socket
+from micropython import const
+from time import ticks_ms, ticks_diff
 
 try:
     from random import getrandbits
 except ImportError:  # a port without random: fixed bits, no jitter
     def getrandbits(n):
         return 0x5A5A5A5A & ((1 << n) - 1)
+
+_GATE_POLL_MS = const(100)
 
 
 def is_ip(h):
@@ -32,3 +38,43 @@ def backoff_ms(fails, lo_ms, hi_ms):
     """Exponential reconnect delay after `fails` failures, 50..100 % of it (jitter)."""
     d = min(hi_ms, lo_ms << min(fails, 16))
     return d - ((d * getrandbits(8)) >> 9)
+
+
+def gate_open(may_connect):
+    """The link's reconnect gate; a gate that raises is closed (no blocking handshake)."""
+    try:
+        return bool(may_connect())
+    except Exception:
+        return False
+
+
+async def run_link(c, lived_ms):
+    """The reconnect loop of a link client `c` (ws.WSClient, mqtt_client.MQTTClient): wait
+    for its gate, run one c._session(), then back off with jitter before the next; a
+    session that lived lived_ms resets the backoff. Returns when c._stop is set."""
+    fails = 0
+    c._stop = False
+    c._halt.clear()
+    while not c._stop:
+        while not gate_open(c.may_connect):
+            await asyncio.sleep_ms(_GATE_POLL_MS)
+            if c._stop:
+                return
+        t0 = ticks_ms()
+        up = False
+        try:
+            c.attempts += 1
+            up = await c._session()
+        except Exception as e:
+            c.errors += 1
+            c.last_error = repr(e)
+        if c._stop:
+            return
+        if up and ticks_diff(ticks_ms(), t0) >= lived_ms:
+            fails = 0
+        d = backoff_ms(fails, c._bo_min, c._bo_max)
+        fails += 1
+        try:
+            await asyncio.wait_for_ms(c._halt.wait(), d)
+        except asyncio.TimeoutError:
+            pass

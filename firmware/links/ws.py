@@ -7,7 +7,7 @@ import binascii
 from micropython import const
 from time import ticks_ms, ticks_diff
 
-from firmware.links.net import backoff_ms, getrandbits, resolve
+from firmware.links.net import getrandbits, resolve, run_link
 
 _OP_CONT = const(0)
 _OP_TEXT = const(1)
@@ -20,7 +20,6 @@ CLOSE_NORMAL = const(1000)
 CLOSE_PROTOCOL = const(1002)
 CLOSE_BAD_DATA = const(1007)
 CLOSE_TOO_BIG = const(1009)
-_GATE_POLL_MS = const(100)
 _HDR_MAX = const(2048)  # HTTP upgrade response bound
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
 
@@ -129,40 +128,9 @@ class WSClient:
         await self.close()
 
     async def run(self):
-        fails = 0
-        self._stop = False
-        self._halt.clear()
-        while not self._stop:
-            while not self._gate():
-                await asyncio.sleep_ms(_GATE_POLL_MS)
-                if self._stop:
-                    return
-            t0 = ticks_ms()
-            up = False
-            try:
-                self.attempts += 1
-                up = await self._session()
-            except Exception as e:
-                self.errors += 1
-                self.last_error = repr(e)
-            if self._stop:
-                return
-            if up and ticks_diff(ticks_ms(), t0) >= 30000:  # a session that lived resets it
-                fails = 0
-            d = backoff_ms(fails, self._bo_min, self._bo_max)
-            fails += 1
-            try:
-                await asyncio.wait_for_ms(self._halt.wait(), d)
-            except asyncio.TimeoutError:
-                pass
+        await run_link(self, 30000)  # a session that lived 30 s resets the backoff
 
     # ---- internals ----
-
-    def _gate(self):
-        try:
-            return bool(self.may_connect())
-        except Exception:
-            return False  # a broken gate must not start a blocking handshake
 
     def _addr(self):
         if self._ip is None:
