@@ -1,4 +1,4 @@
-# Small network helpers the links share: an address test, a DNS look-up done
+# Small network helpers the links share: a URL splitter, an address test, a DNS look-up done
 # once (it blocks in C: callers resolve only when the reconnect gate allows), the reconnect
 # loop with its jittered backoff (ws.py and mqtt_client.py).
 import asyncio
@@ -13,6 +13,45 @@ except ImportError:  # a port without random: fixed bits, no jitter
         return 0x5A5A5A5A & ((1 << n) - 1)
 
 _GATE_POLL_MS = const(100)
+
+
+def split_url(url, schemes):
+    """(scheme, host, port, path) of scheme://host[:port][/path]; `schemes` is a tuple of
+    (scheme, default port). An IPv6 host is written [addr] and returned without brackets.
+    ValueError with the reason for anything else (also for user:password@ in the URL)."""
+    if type(url) is not str:
+        raise ValueError("url must be a string")
+    for sc, port in schemes:
+        if url.startswith(sc + "://"):
+            rest = url[len(sc) + 3:]
+            break
+    else:
+        raise ValueError("url must start with " + " or ".join(sc + "://" for sc, _ in schemes))
+    i = rest.find("/")
+    hp, path = (rest, "/") if i < 0 else (rest[:i], rest[i:])
+    if "@" in hp:  # no link here sends user:password from a URL
+        raise ValueError("credentials in the url are not supported")
+    p = None
+    if hp.startswith("["):  # [IPv6]:port
+        j = hp.find("]")
+        if j < 0:
+            raise ValueError("url has an IPv6 host without its closing ]")
+        host, tail = hp[1:j], hp[j + 1:]
+        if tail:
+            if not tail.startswith(":"):
+                raise ValueError("url has text after its IPv6 host")
+            p = tail[1:]
+    elif ":" in hp:
+        host, p = hp.rsplit(":", 1)
+    else:
+        host = hp
+    if p is not None:
+        if not p.isdigit():
+            raise ValueError("url port must be a number 1..65535")
+        port = int(p)
+    if not host or not 0 < port < 65536:
+        raise ValueError("url needs a host and a port 1..65535")
+    return sc, host, port, path
 
 
 def is_ip(h):

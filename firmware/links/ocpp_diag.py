@@ -4,16 +4,12 @@
 import asyncio
 
 from firmware.core import isotime
-from firmware.links.net import is_ip
-from firmware.links.ws import parse_url
+from firmware.links.net import is_ip, split_url
 
 
 def split_http(url):
     """(host, port, path) of an http:// URL; ValueError otherwise (ftp:// is not supported)."""
-    if not url.startswith("http://"):
-        raise ValueError("only http:// locations are supported")
-    _, host, port, path = parse_url("ws://" + url[7:])
-    return host, port, path
+    return split_url(url, (("http", 80),))[1:]
 
 
 async def upload(oc, location, name, retries, interval_s):

@@ -5,6 +5,8 @@
 import asyncio
 from micropython import const
 
+from firmware.links import net
+
 _HEAD_MAX = const(2048)  # status line + headers
 _TIMEOUT_MS = const(15000)  # per read: a server that stops sending ends the update
 
@@ -15,24 +17,10 @@ class HttpError(Exception):
 
 def split_url(url):
     """(tls, host, port, path) of an http:// or https:// URL; ValueError if not one."""
-    if url.startswith("http://"):
-        tls, rest, port = False, url[7:], 80
-    elif url.startswith("https://"):
-        tls, rest, port = True, url[8:], 443
-    else:
-        raise ValueError("url must start with http:// or https://")
-    i = rest.find("/")
-    hostport, path = (rest, "/") if i < 0 else (rest[:i], rest[i:])
-    if "@" in hostport:
-        raise ValueError("credentials in the url are not supported")
-    if hostport.startswith("["):
+    sc, host, port, path = net.split_url(url, (("http", 80), ("https", 443)))
+    if ":" in host:  # only [addr] gets here: net.split_url took the :port off
         raise ValueError("IPv6 literals are not supported")
-    if ":" in hostport:
-        hostport, p = hostport.rsplit(":", 1)
-        port = int(p)
-    if not hostport or not 0 < port < 65536:
-        raise ValueError("bad host or port in url")
-    return tls, hostport, port, path
+    return sc == "https", host, port, path
 
 
 class Body:

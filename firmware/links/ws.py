@@ -7,7 +7,7 @@ import binascii
 from micropython import const
 from time import ticks_ms, ticks_diff
 
-from firmware.links.net import getrandbits, resolve, run_link
+from firmware.links.net import getrandbits, resolve, run_link, split_url
 
 _OP_CONT = const(0)
 _OP_TEXT = const(1)
@@ -22,35 +22,11 @@ CLOSE_BAD_DATA = const(1007)
 CLOSE_TOO_BIG = const(1009)
 _HDR_MAX = const(2048)  # HTTP upgrade response bound
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
+_SCHEMES = (("ws", 80), ("wss", 443))
 
 
 class WSError(Exception):
     pass
-
-
-def parse_url(url):
-    """(tls, host, port, path) from ws://host[:port]/path or wss://...; raises ValueError."""
-    if url.startswith("ws://"):
-        tls, rest, port = False, url[5:], 80
-    elif url.startswith("wss://"):
-        tls, rest, port = True, url[6:], 443
-    else:
-        raise ValueError("url must start with ws:// or wss://")
-    i = rest.find("/")
-    hp, path = (rest, "/") if i < 0 else (rest[:i], rest[i:])
-    if hp.startswith("["):  # [IPv6]:port
-        j = hp.find("]")
-        host, tail = hp[1:j], hp[j + 1:]
-        if tail.startswith(":"):
-            port = int(tail[1:])
-    elif ":" in hp:
-        host, p = hp.rsplit(":", 1)
-        port = int(p)
-    else:
-        host = hp
-    if not host or not 0 < port < 65536:
-        raise ValueError("url needs a host and a port 1..65535")
-    return tls, host, port, path
 
 
 def accept_key(key):
@@ -67,7 +43,8 @@ class WSClient:
                  ping_s=60, pong_ms=10000, connect_timeout_ms=10000, io_ms=10000,
                  backoff_min_ms=2000, backoff_max_ms=120000, may_connect=None,
                  on_message=None, on_open=None, on_close=None):
-        self.tls, self.host, self.port, self.path = parse_url(url)
+        sc, self.host, self.port, self.path = split_url(url, _SCHEMES)
+        self.tls = sc == "wss"
         self.subprotocol = subprotocol
         self._auth = auth  # (user, password) -> HTTP basic (OCPP security profile 1/2)
         self._ctx_in = tls  # CA as DER bytes (verified), an ssl context, or None/True
