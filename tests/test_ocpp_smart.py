@@ -127,3 +127,62 @@ def test_bad_profiles_get_callerrors(env):
     m = c.wait(answer, what="answer")
     assert m[0] == 4 and m[2] == "TypeConstraintViolation"
     assert b.read()["status"]["allowed_a"] in (0.0, 16.0)
+
+
+PARSE = """
+from firmware.links.ocpp_smart import parse_profile
+from firmware.links.ocpp import CallError
+def ok():
+    return {"chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Absolute",
+            "chargingSchedule": {"chargingRateUnit": "A",
+                                 "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 10}]}}
+result = []
+for path, v in data:
+    p = ok()
+    d = p
+    for k in path[:-1]:
+        d = d[k] if type(d) is dict else d[0]
+    if v == "DEL":
+        del d[path[-1]]
+    else:
+        d[path[-1]] = v
+    try:
+        parse_profile(p, 3, 4)
+        result.append("ok")
+    except CallError as e:
+        result.append([e.code, e.text])
+"""
+
+
+def test_profile_field_checks_answer_the_first_bad_field(mp):
+    """The table-driven field checks of ocpp_smart.py: required, type, range, enum, date."""
+    S = ["chargingSchedule"]
+    P = S + ["chargingSchedulePeriod", 0]
+    cases = [
+        (["chargingProfileId"], "DEL", ["OccurenceConstraintViolation", "chargingProfileId is required"]),
+        (["chargingProfileId"], "1", ["TypeConstraintViolation", "chargingProfileId must be an integer"]),
+        (["stackLevel"], -1, ["PropertyConstraintViolation", "stackLevel must be >= 0"]),
+        (["stackLevel"], 4, ["PropertyConstraintViolation", "stackLevel above 3"]),
+        (["chargingProfilePurpose"], "X", ["PropertyConstraintViolation",
+                                           "chargingProfilePurpose: 'X' not allowed"]),
+        (["chargingProfileKind"], 3, ["TypeConstraintViolation", "chargingProfileKind must be a string"]),
+        (["recurrencyKind"], "Monthly", ["PropertyConstraintViolation", "recurrencyKind: 'Monthly' not allowed"]),
+        (["transactionId"], 1.5, ["TypeConstraintViolation", "transactionId must be an integer"]),
+        (["validFrom"], 5, ["TypeConstraintViolation", "validFrom must be a date-time string"]),
+        (["validTo"], "soon", ["PropertyConstraintViolation", "validTo is not an ISO 8601 date-time"]),
+        (["validTo"], "2026-01-01T00:00:00Z", "ok"),
+        (S + ["duration"], -5, ["PropertyConstraintViolation", "duration must be >= 0"]),
+        (S + ["startSchedule"], "x", ["PropertyConstraintViolation", "startSchedule is not an ISO 8601 date-time"]),
+        (S + ["chargingRateUnit"], "DEL", ["OccurenceConstraintViolation", "chargingRateUnit is required"]),
+        (S + ["chargingRateUnit"], "kW", ["PropertyConstraintViolation", "chargingRateUnit: 'kW' not allowed"]),
+        (P + ["startPeriod"], "DEL", ["OccurenceConstraintViolation", "startPeriod is required"]),
+        (P + ["startPeriod"], 5, ["PropertyConstraintViolation", "the first period must start at 0"]),
+        (P + ["numberPhases"], 0, ["PropertyConstraintViolation", "numberPhases must be >= 1"]),
+        (P + ["numberPhases"], 3, "ok"),
+        (P + ["limit"], "ten", ["TypeConstraintViolation", "limit must be a number"]),
+        (["chargingProfileKind"], "Recurring", ["OccurenceConstraintViolation",
+                                                "a recurring profile needs recurrencyKind and startSchedule"]),
+    ]
+    got = mp.run(PARSE, [[p, v] for p, v, _ in cases])
+    assert got == [w for _, _, w in cases]

@@ -2,6 +2,8 @@
 # §5.7 GetCompositeSchedule) for firmware/links/ocpp.py: validates and keeps the installed
 # profiles (store record "ocppprof"), and turns them into the OCPP claim on the offered current
 # through firmware/core/ocpp_schedule.py. Imported only when a CSMS installs a profile.
+from micropython import const
+
 from firmware.core import isotime
 from firmware.core import ocpp_schedule as S
 from firmware.links.ocpp import CallError
@@ -11,69 +13,73 @@ _PURPOSES = (S.CP_MAX, S.TX_DEFAULT, S.TX)
 _KINDS = ("Absolute", "Recurring", "Relative")
 
 
+# One field check, driven by a table row (key, kind, required, arg): _INT with arg the least
+# value, _TIME (an ISO 8601 string, returned as seconds), _ENUM with arg the allowed strings.
+_INT = const(0)
+_TIME = const(1)
+_ENUM = const(2)
+_WANT = ("an integer", "a date-time string", "a string")
+_UNITS = ("A", "W")
+_PROFILE = (("chargingProfileId", _INT, True, 0), ("stackLevel", _INT, True, 0),
+            ("chargingProfilePurpose", _ENUM, True, _PURPOSES),
+            ("chargingProfileKind", _ENUM, True, _KINDS),
+            ("recurrencyKind", _ENUM, False, ("Daily", "Weekly")),
+            ("transactionId", _INT, False, 0),
+            ("validFrom", _TIME, False, None), ("validTo", _TIME, False, None))
+_SCHEDULE = (("duration", _INT, False, 0), ("startSchedule", _TIME, False, None),
+             ("chargingRateUnit", _ENUM, True, _UNITS))
+_CLEAR = (("id", _INT, False, 0), ("connectorId", _INT, False, 0),
+          ("chargingProfilePurpose", _ENUM, False, _PURPOSES), ("stackLevel", _INT, False, 0))
+_COMPOSITE = (("connectorId", _INT, True, 0), ("duration", _INT, True, 0),
+              ("chargingRateUnit", _ENUM, False, _UNITS))
+
+
 def _bad(code, text):
     raise CallError(code, text)
 
 
-def _int(d, k, req=True, lo=0):
+def _get(d, k, kind, req=True, arg=0):
+    """d[k] checked as one table row says; None when absent and not required."""
     v = d.get(k)
     if v is None:
         if req:
             _bad("OccurenceConstraintViolation", "%s is required" % k)
         return None
-    if type(v) is not int:
-        _bad("TypeConstraintViolation", "%s must be an integer" % k)
-    if v < lo:
-        _bad("PropertyConstraintViolation", "%s must be >= %d" % (k, lo))
-    return v
-
-
-def _time(d, k, req=False):
-    v = d.get(k)
-    if v is None:
-        if req:
-            _bad("OccurenceConstraintViolation", "%s is required" % k)
-        return None
-    if type(v) is not str:
-        _bad("TypeConstraintViolation", "%s must be a date-time string" % k)
-    t = isotime.parse(v)
-    if t is None:
-        _bad("PropertyConstraintViolation", "%s is not an ISO 8601 date-time" % k)
-    return t
-
-
-def _enum(d, k, allowed, req=True):
-    v = d.get(k)
-    if v is None:
-        if req:
-            _bad("OccurenceConstraintViolation", "%s is required" % k)
-        return None
-    if type(v) is not str:
-        _bad("TypeConstraintViolation", "%s must be a string" % k)
-    if v not in allowed:
+    if type(v) is not (int if kind == _INT else str):
+        _bad("TypeConstraintViolation", "%s must be %s" % (k, _WANT[kind]))
+    if kind == _INT:
+        if v < arg:
+            _bad("PropertyConstraintViolation", "%s must be >= %d" % (k, arg))
+    elif kind == _TIME:
+        v = isotime.parse(v)
+        if v is None:
+            _bad("PropertyConstraintViolation", "%s is not an ISO 8601 date-time" % k)
+    elif v not in arg:
         _bad("PropertyConstraintViolation", "%s: %r not allowed" % (k, v))
     return v
+
+
+def _fields(d, table):
+    """{key: value} of every row of the table, checked in table order (the first bad one
+    is the answer)."""
+    out = {}
+    for row in table:
+        out[row[0]] = _get(d, *row)
+    return out
 
 
 def parse_profile(p, max_level, max_periods):
     """A csChargingProfiles object -> the dict ocpp_schedule uses; raises CallError."""
     if type(p) is not dict:
         _bad("TypeConstraintViolation", "csChargingProfiles must be an object")
-    out = {"chargingProfileId": _int(p, "chargingProfileId"),
-           "stackLevel": _int(p, "stackLevel"),
-           "chargingProfilePurpose": _enum(p, "chargingProfilePurpose", _PURPOSES),
-           "chargingProfileKind": _enum(p, "chargingProfileKind", _KINDS),
-           "recurrencyKind": _enum(p, "recurrencyKind", ("Daily", "Weekly"), False),
-           "transactionId": _int(p, "transactionId", False),
-           "validFrom": _time(p, "validFrom"), "validTo": _time(p, "validTo")}
+    out = _fields(p, _PROFILE)
     if out["stackLevel"] > max_level:
         _bad("PropertyConstraintViolation", "stackLevel above %d" % max_level)
     s = p.get("chargingSchedule")
     if type(s) is not dict:
         _bad("OccurenceConstraintViolation" if s is None else "TypeConstraintViolation",
              "chargingSchedule must be an object")
-    sch = {"duration": _int(s, "duration", False), "startSchedule": _time(s, "startSchedule"),
-           "chargingRateUnit": _enum(s, "chargingRateUnit", ("A", "W"))}
+    sch = _fields(s, _SCHEDULE)
     per = s.get("chargingSchedulePeriod")
     if type(per) is not list or not per:
         _bad("TypeConstraintViolation", "chargingSchedulePeriod must be a non-empty list")
@@ -88,8 +94,8 @@ def parse_profile(p, max_level, max_periods):
             _bad("TypeConstraintViolation", "limit must be a number")
         if lim < 0:
             _bad("PropertyConstraintViolation", "limit must be >= 0")
-        q = {"startPeriod": _int(x, "startPeriod"), "limit": lim}
-        ph = _int(x, "numberPhases", False, 1)
+        q = {"startPeriod": _get(x, "startPeriod", _INT), "limit": lim}
+        ph = _get(x, "numberPhases", _INT, False, 1)
         if ph is not None:
             q["numberPhases"] = ph
         periods.append(q)
@@ -157,7 +163,7 @@ class Smart:
                              k.get("ChargingScheduleMaxPeriods"))
 
     def set(self, p):
-        c = _int(p, "connectorId")
+        c = _get(p, "connectorId", _INT)
         prof = self.parse(p.get("csChargingProfiles"))
         if c > 1:
             return "Rejected"
@@ -172,10 +178,9 @@ class Smart:
         return "Accepted" if self.install(prof) else "Rejected"
 
     def clear(self, p):
-        pid = _int(p, "id", False)
-        c = _int(p, "connectorId", False)
-        purpose = _enum(p, "chargingProfilePurpose", _PURPOSES, False)
-        level = _int(p, "stackLevel", False)
+        f = _fields(p, _CLEAR)
+        pid, c, level = f["id"], f["connectorId"], f["stackLevel"]
+        purpose = f["chargingProfilePurpose"]
         if c is not None and c > 1:
             return "Unknown"
         keep = [q for q in self.profiles if not (
@@ -196,9 +201,8 @@ class Smart:
         return cab if 0 < cab < ma else ma
 
     def composite(self, p):
-        c = _int(p, "connectorId")
-        dur = _int(p, "duration")
-        unit = _enum(p, "chargingRateUnit", ("A", "W"), False) or "A"
+        f = _fields(p, _COMPOSITE)
+        c, dur, unit = f["connectorId"], f["duration"], f["chargingRateUnit"] or "A"
         if c > 1:
             return {"status": "Rejected"}
         oc = self.oc
