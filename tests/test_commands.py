@@ -88,6 +88,34 @@ def test_json_strict_accepts(mp, text, want):
     assert mp.run(STRICT + "result = list(json_strict(data))", text) == [want, None]
 
 
+# objects and arrays share one item loop: trailing commas, nesting and empty ones either way
+@pytest.mark.parametrize("text,why", [
+    ('[1,]', "trailing comma"), ('{"a":1,}', "trailing comma"), ('[[1,],2]', "trailing comma"),
+    ('{"a":{"b":[],},"c":1}', "trailing comma"), ('[{"a":1,}]', "trailing comma"),
+    ('[ 1 , ]', "trailing comma"), ('{"a":1 , }', "trailing comma"), ('[,]', "value expected"),
+    ('{,}', "key string expected"), ('[1,,2]', "value expected"), ('[1 2]', "',' or ']' expected"),
+    ('{"a":1 "b":2}', "',' or '}' expected"), ('{"a":[1}', "',' or ']' expected"),
+    ('[{"a":1]', "',' or '}' expected"), ('{"a":1,"b":{"a":2},"a":3}', "duplicate key 'a'"),
+    ('{"a" 1}', "':' expected"), ('[', "value expected"), ('{', "key string expected"),
+    ('[1', "',' or ']' expected"), ('{"a":1', "',' or '}' expected"),
+    ('[' * 9 + ']' * 9, "nested too deep"), ('{"a":' * 9 + '1' + '}' * 9, "nested too deep"),
+])
+def test_json_strict_container_errors(mp, text, why):
+    v, err = mp.run(STRICT + "result = list(json_strict(data))", text)
+    assert v is None and err.startswith("invalid JSON at byte ") and why in err, (text, err)
+
+
+@pytest.mark.parametrize("text,want", [
+    ('[]', []), ('{}', {}), (' [ ] ', []), ('{ }', {}), ('[[]]', [[]]), ('[{}]', [{}]),
+    ('{"a":{}}', {"a": {}}), ('{"a":[]}', {"a": []}), ('[[],{},[{}]]', [[], {}, [{}]]),
+    ('{"a":{"a":1},"b":[{"a":[1,{"c":null}]}]}', {"a": {"a": 1}, "b": [{"a": [1, {"c": None}]}]}),
+    ('[1, [2, [3]], {"k": [4, 5]}]', [1, [2, [3]], {"k": [4, 5]}]),
+    ('{"a":' * 8 + '1' + '}' * 8, {"a": {"a": {"a": {"a": {"a": {"a": {"a": {"a": 1}}}}}}}}),
+])
+def test_json_strict_nested_and_empty(mp, text, want):
+    assert mp.run(STRICT + "result = list(json_strict(data))", text) == [want, None]
+
+
 BAD_UTF8 = ["eda080", "edbfbf", "c0af", "c1bf", "e080af", "f08080af", "f4908080", "f5808080",
             "ff", "80", "c328", "e282", "f09f98"]  # surrogates, overlong, > U+10FFFF, truncated
 

@@ -266,10 +266,8 @@ class _Json:
         if self.i >= len(b):
             self.err("value expected")
         c = b[self.i]
-        if c == 0x7B:  # {
-            return self.obj(depth + 1)
-        if c == 0x5B:  # [
-            return self.arr(depth + 1)
+        if c == 0x7B or c == 0x5B:  # { or [
+            return self.items(depth + 1, c + 2)  # closed by } or ]
         if c == 0x22:  # "
             return self.string()
         for word, v in ((b"true", True), (b"false", False), (b"null", None)):
@@ -285,58 +283,48 @@ class _Json:
         self.i = j
         return v
 
-    def obj(self, depth):
+    def items(self, depth, close):
+        # An object (close '}') or an array (close ']'): the one loop of both, items
+        # separated by ',', no trailing comma.
         if depth > _JSON_DEPTH:
             self.err("nested too deep")
+        b = self.b
         self.i += 1
-        d = {}
+        out = {} if close == 0x7D else []
         self.ws()
-        if self.i < len(self.b) and self.b[self.i] == 0x7D:
+        if self.i < len(b) and b[self.i] == close:
             self.i += 1
-            return d
+            return out
         while True:
+            if close == 0x7D:
+                self.member(out, depth)
+            else:
+                out.append(self.value(depth))
             self.ws()
-            if self.i >= len(self.b) or self.b[self.i] != 0x22:
-                self.err("key string expected (no trailing comma)")
-            k = self.string()
-            if k in d:
-                self.err("duplicate key %r" % k)
-            self.ws()
-            if self.i >= len(self.b) or self.b[self.i] != 0x3A:
-                self.err("':' expected")
+            c = b[self.i] if self.i < len(b) else 0
             self.i += 1
-            d[k] = self.value(depth)
-            self.ws()
-            c = self.b[self.i] if self.i < len(self.b) else 0
-            self.i += 1
-            if c == 0x7D:
-                return d
+            if c == close:
+                return out
             if c != 0x2C:
                 self.i -= 1
-                self.err("',' or '}' expected")
-
-    def arr(self, depth):
-        if depth > _JSON_DEPTH:
-            self.err("nested too deep")
-        self.i += 1
-        a = []
-        self.ws()
-        if self.i < len(self.b) and self.b[self.i] == 0x5D:
-            self.i += 1
-            return a
-        while True:
-            a.append(self.value(depth))
+                self.err("',' or '%s' expected" % chr(close))
             self.ws()
-            c = self.b[self.i] if self.i < len(self.b) else 0
-            self.i += 1
-            if c == 0x5D:
-                return a
-            if c != 0x2C:
-                self.i -= 1
-                self.err("',' or ']' expected")
-            self.ws()
-            if self.i < len(self.b) and self.b[self.i] == 0x5D:
+            if self.i < len(b) and b[self.i] == close:
                 self.err("trailing comma")
+
+    def member(self, d, depth):
+        # "key": value into d (one key once); items() skipped the white space before it
+        b = self.b
+        if self.i >= len(b) or b[self.i] != 0x22:
+            self.err("key string expected")
+        k = self.string()
+        if k in d:
+            self.err("duplicate key %r" % k)
+        self.ws()
+        if self.i >= len(b) or b[self.i] != 0x3A:
+            self.err("':' expected")
+        self.i += 1
+        d[k] = self.value(depth)
 
     def string(self):
         b = self.b
