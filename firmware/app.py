@@ -134,7 +134,7 @@ def main(argv=None):
 # left it out, a port without socket) is reported and skipped, never a crash.
 FEATURES = (
     ("firmware.links.ocpp", "ocpp_url"),
-    ("firmware.links.ota_mqtt", "ota"),  # signed A/B updates (docs/ota.md)
+    ("firmware.links.ota_feature", "ota"),  # signed A/B updates (docs/ota.md)
     ("firmware.links.web", "web_port"),
     ("firmware.links.lm_link", "lm_mode"),  # load management (docs/load-management.md),
     ("firmware.links.lm_link", "mains_source"),  # on when any of its keys is set

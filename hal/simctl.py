@@ -12,6 +12,9 @@
 #   {"op": "cmd", "name": n, "args": [...]}       firmware command (firmware/links/commands.py)
 #   {"op": "events", "n": N} / {"op": "sessions", "n": N} / {"op": "stats"} / {"op": "reset_stats"}
 #   {"op": "gc"}                                  gc.collect(), then mem_alloc / mem_free
+#   {"op": "heapmap"}                             gc.collect(), then the qstr pool and the GC
+#                                                 block map printed to stdout (the bench's
+#                                                 heap breakdown reads them from the log)
 #   {"op": "config"} / {"op": "config", "k": key, "v": value}   read all / set one config key
 #   {"op": "exit"}                                stop the firmware (outputs safe)
 import asyncio
@@ -137,6 +140,13 @@ def _handle(rt, cmds, req):
     if op == "gc":
         gc.collect()
         return {"mem_alloc": gc.mem_alloc(), "mem_free": gc.mem_free()}
+    if op == "heapmap":
+        gc.collect()
+        print("heap-map-begin")
+        micropython.qstr_info()
+        micropython.mem_info(1)
+        print("heap-map-end")
+        return {"mem_alloc": gc.mem_alloc()}
     if op == "reset_stats":
         rt.stats.reset_gaps()
         w.wdt_max_gap_us = 0

@@ -25,7 +25,11 @@ def _serve():
             buf = io.StringIO()
             sys.print_exception(e, buf)
             out = json.dumps({"ok": False, "tb": buf.getvalue()})
-        sys.stdout.write("\x02" + out + "\n")
+        # three writes, not one concatenation: a large result needs no second contiguous
+        # copy of itself (a heap fragmented by the test's garbage may have no such block)
+        sys.stdout.write("\x02")
+        sys.stdout.write(out)
+        sys.stdout.write("\n")
 
 
 _serve()

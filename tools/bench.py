@@ -4,6 +4,8 @@
 Each section is a module tools/bench_<name>.py with a function `run(progress)`
 returning a JSON-able dict; `progress(msg)` prints a progress line. Sections
 run in name order; one that fails is recorded with its error, the others still run.
+`tools/bench.py <section>.<part>` runs one part of a section that lists it in its
+PARTS dict (e.g. runtime.heap96k) and replaces only that part's figures.
 """
 import glob
 import importlib
@@ -20,10 +22,15 @@ sys.path.insert(0, ROOT)
 
 
 def main(argv):
-    only = argv[1:]  # optional section names
+    only = argv[1:]  # optional section names (or section.part)
     names = sorted(os.path.basename(p)[6:-3] for p in glob.glob(os.path.join(ROOT, "tools", "bench_*.py")))
+    parts = {}
+    for o in only:
+        if "." in o:
+            sec, part = o.split(".", 1)
+            parts.setdefault(sec, []).append(part)
     if only:
-        names = [n for n in names if n in only]
+        names = [n for n in names if n in only or n in parts]
     out_path = os.path.join(ROOT, "bench", "results.json")
     results = {}
     if only and os.path.exists(out_path):
@@ -36,8 +43,20 @@ def main(argv):
         t0 = time.time()
         print("bench %s ..." % name, flush=True)
         mod = importlib.import_module("bench_" + name)
+        progress = (lambda msg, n=name: print("  [%s] %s" % (n, msg), flush=True))
         try:
-            results[name] = mod.run(lambda msg, n=name: print("  [%s] %s" % (n, msg), flush=True))
+            if name in parts and name not in only:
+                sec = results.get(name)
+                sec = results[name] = sec if isinstance(sec, dict) and "error" not in sec else {}
+                for part in parts[name]:
+                    try:  # a failed part keeps its error, the section's other figures stay
+                        sec[part] = mod.PARTS[part](progress)
+                    except Exception:
+                        failed += 1
+                        sec[part] = {"error": traceback.format_exc()}
+                        print(sec[part]["error"])
+            else:
+                results[name] = mod.run(progress)
         except Exception:
             failed += 1
             results[name] = {"error": traceback.format_exc()}

@@ -61,31 +61,54 @@ def boot(path):
     gc.collect()
 
 
+# The boot steps whose heap WALLBOX_HEAP_TRACE reports, as (module, attribute, label): the
+# app's composition root (firmware/app.py) calls each of them once at boot.
+_STEPS = (("firmware.app", "Store", "Store()"), ("firmware.app", "Config", "Config()"),
+          ("boards", "build", "boards.build"), ("firmware.app", "Runtime", "Runtime()"),
+          ("firmware.app", "_board_tasks", "board_tasks"),
+          ("firmware.app", "_feature_tasks", "feature_tasks"))
+
+
 def trace_imports():
     """WALLBOX_HEAP_TRACE=1: print 'heap-import <name> <total> <self>' for every import
     statement: what it left live in the heap after a collection (total, with what it
-    imported; self, without). tools/bench_runtime.py heap96k.breakdown reads these."""
+    imported; self, without), and 'heap-step <label> <total> <self>' for each boot step of
+    _STEPS (self: without the imports it made). tools/bench_runtime.py heap96k.breakdown
+    reads these."""
     import builtins
     orig = builtins.__import__
     stack = []
+    steps = _STEPS
 
-    def traced(name, *args):
+    def measured(kind, label, fn, args, kw):
         gc.collect()
         m0 = gc.mem_alloc()
         stack.append(0)
         try:
-            return orig(name, *args)
+            return fn(*args, **kw)
         finally:
             inner = stack.pop()
             gc.collect()
             d = gc.mem_alloc() - m0
             if stack:
                 stack[-1] += d
-            fl = args[2] if len(args) > 2 else None
-            if d >= 32:
-                print("heap-import %s%s %d %d" % (
-                    name, (":" + ",".join(fl)[:40]) if isinstance(fl, tuple) else "",
-                    d, d - inner))
+            if d >= 32 or kind == "step":
+                print("heap-%s %s %d %d" % (kind, label, d, d - inner))
+
+    def step(label, fn):
+        return lambda *a, **kw: measured("step", label, fn, a, kw)
+
+    def traced(name, *args):
+        fl = args[2] if len(args) > 2 else None
+        label = name + ((":" + ",".join(fl)[:40]) if isinstance(fl, tuple) else "")
+        mod = measured("import", label, orig, (name,) + args, {})
+        for m, attr, lbl in steps:
+            mo = sys.modules.get(m)
+            fn = getattr(mo, attr, None) if mo is not None else None
+            if fn is not None and not hasattr(mo, "_traced_" + attr):
+                setattr(mo, "_traced_" + attr, fn)
+                setattr(mo, attr, step(lbl, fn))
+        return mod
 
     builtins.__import__ = traced
 
@@ -93,6 +116,6 @@ def trace_imports():
 boot(os.getenv("WALLBOX_ROMFS") or "build/wallbox.romfs")
 if os.getenv("WALLBOX_HEAP_TRACE"):
     trace_imports()
-del boot, _flash, _rw_maps, trace_imports
+del boot, _flash, _rw_maps, trace_imports, _STEPS
 gc.collect()
 import main  # noqa: E402,F401  (/rom/main.mpy: from firmware import app; app.main())

@@ -1,42 +1,16 @@
-# The OTA feature (firmware/app.py FEATURES, config `ota`): builds the update manager
-# (firmware/services/ota.py), gives it the HTTP client, and wires it to the MQTT link:
+# The OTA feature's MQTT glue: firmware/links/ota_feature.py (the FEATURES entry) wires the
+# update manager (firmware/services/ota.py) to the MQTT link with it, once there is a link:
 #   <base>/cmd/update    {"url", "sha256"[, "version", "summary", "install": true, "req"]}
 #                        or "install" (Home Assistant's update entity: the offered release)
 #   <base>/cmd/rollback  {} : back to the previous slot
 #   <base>/ota/state     retained JSON: ota.status() (the HA update entity reads it)
 # Replies go to <base>/reply like every command (docs/mqtt.md). docs/ota.md has the rest.
-import asyncio
 import json
 import time
 from micropython import const
 
-from firmware.links.commands import json_strict, utf8
-from firmware.services.ota import Ota
-
 _MAX_PAYLOAD = const(600)
 _PROGRESS_MS = const(2000)  # progress is published at most this often
-
-
-def start(rt):
-    ota = Ota(rt)
-    rt.features["ota"] = ota
-    ota.url_opener = _open_url
-    tasks = [("ota_mqtt", lambda: _attach(rt, ota))]  # one-shot: ends once wired
-    if ota.needs_worker():
-        tasks.append(("ota", ota.worker))
-    return tasks
-
-
-async def _open_url(url, rt):
-    from firmware.links import ota_http
-    return await ota_http.open_url(url, rt)
-
-
-async def _attach(rt, ota):
-    await asyncio.sleep_ms(0)  # the app creates the link after the feature tasks
-    link = rt.link
-    if link is not None and hasattr(link, "cmd_hooks"):
-        OtaMqtt(link, ota)
 
 
 class OtaMqtt:
@@ -73,6 +47,8 @@ class OtaMqtt:
     # ---- commands: (req, ok, value|error), as Link.command ----
 
     def _payload(self, payload):
+        # the link imported commands.py already: not carried by a box without one
+        from firmware.links.commands import json_strict, utf8
         if len(payload) > _MAX_PAYLOAD:
             return None, "payload too long (max %d bytes)" % _MAX_PAYLOAD
         text = utf8(payload)  # strict UTF-8 and JSON: the one input path (commands.py)

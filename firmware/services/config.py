@@ -15,69 +15,70 @@ _LIST = const(8)  # list of len(default) ints, each lo..hi
 
 _SECRET = const(1)
 
-# key, kind, lo, hi, default, flags  -- adding a key is one line here, and its help
-# text one line in firmware/services/config_help.py (same order; loaded by describe() only).
-SCHEMA = (
-    ("id", _ID, 1, 24, "wb1", 0),
-    ("board", _STR, 0, 24, "", 0),
-    ("max_current_a", _INT, 6, 80, 16, 0),
-    ("cable_fixed_a", _INT0, 6, 80, 0, 0),
-    ("require_auth", _BOOL, 0, 0, False, 0),
-    ("ventilation", _BOOL, 0, 0, False, 0),
-    ("phases", _ONEOF, (1, 3), 0, 3, 0),
-    ("phase_switch", _BOOL, 0, 0, False, 0),
-    ("lock", _BOOL, 0, 0, False, 0),
-    ("fallback_current_a", _INT0, 6, 80, 6, 0),
-    ("fallback_timeout_s", _INT, 0, 86400, 0, 0),
-    ("min_off_s", _INT, 0, 600, 60, 0),
-    ("fault_retry_s", _INT, 5, 600, 60, 0),
-    ("ev_off_s", _INT, 0, 60, 5, 0),
-    ("max_phase_switches", _INT, 0, 20, 5, 0),
-    ("control_period_ms", _INT, 1, 50, 10, 0),
-    ("meter", _ONEOF, ("none", "internal", "sdm120", "sdm630"), 0, "internal", 0),
-    ("meter_addr", _INT, 1, 247, 1, 0),
-    ("mains_v", _INT, 100, 260, 230, 0),
-    ("ct_cal_pm", _LIST, 500, 2000, (1000, 1000, 1000), 0),
-    ("cp_gain_pm", _INT, 800, 1200, 1000, 0),
-    ("cp_offset_mv", _INT, -2000, 2000, 0, 0),
-    ("wifi_ssid", _STR, 0, 32, "", 0),
-    ("wifi_password", _STR0, 8, 63, "", _SECRET),
-    ("mqtt_host", _STR, 0, 253, "", 0),
-    ("mqtt_port", _INT, 1, 65535, 1883, 0),
-    ("mqtt_user", _STR, 0, 64, "", 0),
-    ("mqtt_password", _STR, 0, 128, "", _SECRET),
-    ("mqtt_tls", _BOOL, 0, 0, False, 0),
-    ("mqtt_ca", _STR, 0, 64, "", 0),
-    ("mqtt_client_id", _ID, 0, 23, "", 0),
-    ("mqtt_base", _TOPIC, 0, 64, "", 0),
-    ("ha_discovery", _BOOL, 0, 0, True, 0),
-    ("ha_prefix", _TOPIC, 1, 64, "homeassistant", 0),
-    ("telemetry_s", _INT, 1, 3600, 10, 0),
-    # --- ocpp ---
-    ("ocpp_url", _STR, 0, 200, "", 0),
-    ("ocpp_id", _ID, 0, 48, "", 0),
-    ("ocpp_password", _STR0, 16, 40, "", _SECRET),
-    ("ocpp_ca", _STR, 0, 64, "", 0),
-    ("ocpp_timeout_s", _INT, 2, 120, 30, 0),
-    # --- ota ---
-    ("ota", _BOOL, 0, 0, True, 0),
-    ("ota_healthy_s", _INT, 1, 3600, 60, 0),
-    # --- web ---
-    ("web_port", _INT, 0, 65535, 0, 0),
-    ("web_public_status", _BOOL, 0, 0, False, 0),
-    ("web_session_h", _INT, 1, 168, 12, 0),
-    ("web_password", _STR0, 1, 100, "", _SECRET),
-    # --- control ---
-    ("control_thread", _BOOL, 0, 0, True, 0),
-    # --- web (https) ---
-    ("web_cert", _STR, 0, 64, "", 0),
-    ("web_key", _STR, 0, 64, "", 0),
-)
+# One row per key, "key|kind|lo|hi|default|flags" (kind: the digit of a const above; _ONEOF:
+# lo is the allowed values, comma-separated; _LIST: default is the comma-separated ints;
+# _BOOL default 0/1; flags 1 = secret). Adding a key is one line here, and its help text one
+# line in firmware/services/config_help.py (same order; loaded by describe() only).
+# One str constant, parsed a row at a time when a key is looked up: in a ROMFS image its
+# text stays in flash, where 52 tuples of tuples cost ~7 KB of a 96 KB heap (tools/bench_runtime.py
+# heap96k.breakdown). _row() gives the tuple (key, kind, lo, hi, default, flags).
+SCHEMA = """
+id|5|1|24|wb1|0
+board|3|0|24||0
+max_current_a|0|6|80|16|0
+cable_fixed_a|1|6|80|0|0
+require_auth|2|0|0|0|0
+ventilation|2|0|0|0|0
+phases|7|1,3|0|3|0
+phase_switch|2|0|0|0|0
+lock|2|0|0|0|0
+fallback_current_a|1|6|80|6|0
+fallback_timeout_s|0|0|86400|0|0
+min_off_s|0|0|600|60|0
+fault_retry_s|0|5|600|60|0
+ev_off_s|0|0|60|5|0
+max_phase_switches|0|0|20|5|0
+control_period_ms|0|1|50|10|0
+meter|7|none,internal,sdm120,sdm630|0|internal|0
+meter_addr|0|1|247|1|0
+mains_v|0|100|260|230|0
+ct_cal_pm|8|500|2000|1000,1000,1000|0
+cp_gain_pm|0|800|1200|1000|0
+cp_offset_mv|0|-2000|2000|0|0
+wifi_ssid|3|0|32||0
+wifi_password|4|8|63||1
+mqtt_host|3|0|253||0
+mqtt_port|0|1|65535|1883|0
+mqtt_user|3|0|64||0
+mqtt_password|3|0|128||1
+mqtt_tls|2|0|0|0|0
+mqtt_ca|3|0|64||0
+mqtt_client_id|5|0|23||0
+mqtt_base|6|0|64||0
+ha_discovery|2|0|0|1|0
+ha_prefix|6|1|64|homeassistant|0
+telemetry_s|0|1|3600|10|0
+ocpp_url|3|0|200||0
+ocpp_id|5|0|48||0
+ocpp_password|4|16|40||1
+ocpp_ca|3|0|64||0
+ocpp_timeout_s|0|2|120|30|0
+ota|2|0|0|1|0
+ota_healthy_s|0|1|3600|60|0
+web_port|0|0|65535|0|0
+web_public_status|2|0|0|0|0
+web_session_h|0|1|168|12|0
+web_password|4|1|100||1
+control_thread|2|0|0|1|0
+web_cert|3|0|64||0
+web_key|3|0|64||0
+"""
 
 # Rows of optional features, in the same format, live in their own modules (SCHEMA and HELP,
 # one help line per row), imported only once a key of theirs is looked up, set or listed:
-# the rows of a feature that is not configured cost no heap (the 96 KB boards). A key left
-# at its default is not in Config._v; Config.peek() reads a key without importing.
+# the rows of a feature that is not configured cost no heap (the 96 KB boards). A key is in
+# Config._v once set, loaded or read (get() keeps its default then); Config.peek() reads a
+# key without importing an extension.
 EXT_SCHEMAS = ("firmware.services.config_lm",)  # load management (docs/load-management.md)
 
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
@@ -132,24 +133,56 @@ def _ext(mod):
     return __import__(mod, None, None, ("SCHEMA",))
 
 
+def _parse_row(line):
+    """(key, kind, lo, hi, default, flags) from a SCHEMA line."""
+    k, kind, lo, hi, d, fl = line.split("|")
+    kind = int(kind)
+    if kind == _ONEOF:
+        lo = tuple(int(x) if x.isdigit() else x for x in lo.split(","))
+        if type(lo[0]) is int:
+            d = int(d)
+    else:
+        lo = int(lo)
+        if kind == _INT or kind == _INT0:
+            d = int(d)
+        elif kind == _BOOL:
+            d = d == "1"
+        elif kind == _LIST:
+            d = tuple(int(x) for x in d.split(","))
+    return (k, kind, lo, int(hi), d, int(fl))
+
+
+def _rows_of(text):
+    return [_parse_row(ln) for ln in text.split("\n") if ln]
+
+
+def _find(text, key):
+    """The row of `key` in one schema text, or None."""
+    if type(key) is not str or "|" in key or "\n" in key:
+        return None  # (never part of a key: a look-up for it cannot match a row's text)
+    i = text.find("\n" + key + "|")
+    if i < 0:
+        return None
+    return _parse_row(text[i + 1:text.find("\n", i + 1)])
+
+
 def rows():
     """Every row: SCHEMA, then the extensions' (allocates: for listings, not hot paths)."""
-    out = list(SCHEMA)
+    out = _rows_of(SCHEMA)
     for mod in EXT_SCHEMAS:
-        out.extend(_ext(mod).SCHEMA)
+        out.extend(_rows_of(_ext(mod).SCHEMA))
     return out
 
 
 def _row(key):
-    """The row of `key`, or None (a scan: no index dict kept in RAM)."""
-    for r in SCHEMA:
-        if r[0] == key:
-            return r
-    for mod in EXT_SCHEMAS:
-        for r in _ext(mod).SCHEMA:
-            if r[0] == key:
-                return r
-    return None
+    """The row of `key`, or None (a text search: no table nor index kept in RAM)."""
+    r = _find(SCHEMA, key)
+    if r is None:
+        for mod in EXT_SCHEMAS:
+            r = _find(_ext(mod).SCHEMA, key)
+            if r is not None:
+                break
+    return r
 
 
 def helps():
@@ -266,9 +299,7 @@ class Config:
             self._load()
 
     def _defaults(self):
-        self._v = {}  # extension keys appear here once read or set (get() below)
-        for r in SCHEMA:
-            self._v[r[0]] = r[4]
+        self._v = {}  # keys appear here once loaded, set or read (get() below)
 
     def _load(self):
         saved = self.store.get(_REC, _REC_VER)
@@ -295,7 +326,7 @@ class Config:
     def _save(self):
         if self.store is not None:
             d = {}
-            for k in self._v:  # (extension keys never read nor set stay out: defaults)
+            for k in self._v:  # (keys never read nor set stay out: at their defaults)
                 v = self._v[k]
                 d[k] = list(v) if type(v) is tuple else v
             self.store.put(_REC, d, 0, _REC_VER)
@@ -308,7 +339,7 @@ class Config:
 
     def get(self, key):
         v = self._v
-        if key not in v:  # an extension key not read yet: its default (then kept: in use)
+        if key not in v:  # a key not read yet: its default (then kept: in use)
             r = _row(key)
             if r is None:
                 raise KeyError(key)
@@ -316,9 +347,14 @@ class Config:
         return v[key]
 
     def peek(self, key, default=None):
-        """The value if set or loaded, else `default`, without looking up an extension
-        schema (firmware/app.py FEATURES: an unset feature key is off)."""
-        return self._v.get(key, default)
+        """The value if set, loaded or read, else the default of a SCHEMA key, else
+        `default`, without looking up an extension schema (firmware/app.py FEATURES: an
+        unset feature key is off)."""
+        v = self._v
+        if key in v:
+            return v[key]
+        r = _find(SCHEMA, key)
+        return default if r is None else r[4]
 
     def set(self, key, value):
         """None, or an error string (and nothing changed)."""
@@ -395,7 +431,7 @@ class Config:
         return "\n".join(lines)
 
     def client_id(self):
-        return self._v["mqtt_client_id"] or "wallbox-" + self._v["id"]
+        return self.get("mqtt_client_id") or "wallbox-" + self.get("id")
 
     def base_topic(self):
-        return self._v["mqtt_base"] or "wallbox/" + self._v["id"]
+        return self.get("mqtt_base") or "wallbox/" + self.get("id")

@@ -1,40 +1,33 @@
 # Config rows of load management (docs/load-management.md): an extension schema of
-# firmware/services/config.py (EXT_SCHEMAS), in its row format, imported only to look a key
-# up or to list the keys, so an unconfigured wallbox spends no heap on them.
-from micropython import const
+# firmware/services/config.py (EXT_SCHEMAS), in its row format ("key|kind|lo|hi|default|
+# flags", kind: 0 int, 1 0-or-int, 2 bool, 5 id, 7 one of; the every-rule test in
+# tests/test_config.py checks each key against them), imported only to look a key up or to
+# list the keys, so an unconfigured wallbox spends no heap on them.
 
-# the row kinds of firmware/services/config.py (its _INT, _INT0, _BOOL, _ID, _ONEOF; the
-# every-rule test in tests/test_config.py checks each key against them)
-_INT = const(0)
-_INT0 = const(1)
-_BOOL = const(2)
-_ID = const(5)
-_ONEOF = const(7)
-
-SCHEMA = (
-    ("lm_mode", _ONEOF, ("off", "normal", "pv", "minpv"), 0, "off", 0),
-    ("mains_source", _ONEOF, ("none", "modbus", "mqtt"), 0, "none", 0),
-    ("mains_addr", _INT, 1, 247, 2, 0),
-    ("mains_poll_ms", _INT, 1000, 2000, 1000, 0),
-    ("mains_max_a", _INT, 10, 200, 25, 0),
-    ("mains_timeout_s", _INT, 3, 600, 11, 0),
-    ("lm_safe_a", _INT0, 6, 80, 6, 0),
-    ("lm_min_pause_s", _INT, 0, 3600, 60, 0),
-    ("pv_import_a", _INT, 0, 100, 0, 0),
-    ("pv_start_s", _INT, 0, 3600, 60, 0),
-    ("pv_stop_s", _INT, 0, 3600, 300, 0),
-    ("pv_min_charge_s", _INT, 0, 7200, 600, 0),
-    ("pv_attack_pm", _INT, 1, 1000, 50, 0),
-    ("pv_decay_pm", _INT, 1, 1000, 400, 0),
-    ("phase_auto", _BOOL, 0, 0, False, 0),
-    ("phase_switch_min_s", _INT, 60, 3600, 300, 0),
-    ("dim_source", _ONEOF, ("none", "mqtt", "input"), 0, "none", 0),
-    ("dim_power_w", _INT, 4200, 22000, 4200, 0),
-    ("group_id", _ID, 0, 24, "", 0),
-    ("group_max_a", _INT, 6, 400, 32, 0),
-    ("group_size", _INT, 2, 16, 3, 0),
-    ("group_rotate_s", _INT, 60, 7200, 900, 0),
-)
+SCHEMA = """
+lm_mode|7|off,normal,pv,minpv|0|off|0
+mains_source|7|none,modbus,mqtt|0|none|0
+mains_addr|0|1|247|2|0
+mains_poll_ms|0|1000|2000|1000|0
+mains_max_a|0|10|200|25|0
+mains_timeout_s|0|3|600|11|0
+lm_safe_a|1|6|80|6|0
+lm_min_pause_s|0|0|3600|60|0
+pv_import_a|0|0|100|0|0
+pv_start_s|0|0|3600|60|0
+pv_stop_s|0|0|3600|300|0
+pv_min_charge_s|0|0|7200|600|0
+pv_attack_pm|0|1|1000|50|0
+pv_decay_pm|0|1|1000|400|0
+phase_auto|2|0|0|0|0
+phase_switch_min_s|0|60|3600|300|0
+dim_source|7|none,mqtt,input|0|none|0
+dim_power_w|0|4200|22000|4200|0
+group_id|5|0|24||0
+group_max_a|0|6|400|32|0
+group_size|0|2|16|3|0
+group_rotate_s|0|60|7200|900|0
+"""
 
 HELP = (
     "load management: off|normal (house fuse)|pv (surplus only)|minpv (6 A + surplus)\n"

@@ -83,7 +83,7 @@ class _Ring:
                     for e in ok:
                         if not e[_S_ACK]:
                             pend.append([e[0], e[_S_SID]])
-            st._ver[name] = ver
+            # (no Store._ver entry per chunk: flush() asks the ring, 22 names less in RAM)
             if len(st.problems) > np:  # what flash holds differs from what was kept
                 self._cache(k, ok)
             else:
@@ -329,8 +329,9 @@ class Store:
         n = 0
         for name in sorted(self._dirty, key=lambda s: (s == "state", s)):
             obj = self._state_obj() if name == "state" else self._recs[name]
+            r = self._ring_of(name)
             try:
-                self._commit(name, obj, self._ver.get(name, 1))
+                self._commit(name, obj, r.ver if r is not None else self._ver.get(name, 1))
             except OSError as e:  # keep it dirty; retry later, don't spin
                 self.errors += 1
                 self.last_error = "%s: %r" % (name, e)
@@ -339,14 +340,19 @@ class Store:
             del self._dirty[name]
             if name == "state":
                 self._energy_saved = obj["wh"]
-            else:
-                r = self._rings.get(name[0])
-                if r is not None and name[1:].isdigit() and int(name[1:]) < r.nch:
-                    r.evict(name)  # on flash now: read it from there when asked
+            elif r is not None:
+                r.evict(name)  # on flash now: read it from there when asked
             n += 1
             if limit and n >= limit:
                 break
         return n
+
+    def _ring_of(self, name):
+        """The ring whose chunk record `name` is ('e3', 's10'), or None."""
+        r = self._rings.get(name[0])
+        if r is not None and name[1:].isdigit() and int(name[1:]) < r.nch:
+            return r
+        return None
 
     # ---- state record: boots, lifetime energy, setpoints, open session --
     def _state_obj(self):
