@@ -414,6 +414,12 @@ def bench_96k(progress):
                 "mem_alloc_after_gc_end": sm["mem_alloc_after_gc_end"],
                 "tried": {k: r["pass"] for k, r in sorted(runs.items())}}
         r, m = res["smallest_passing_romfs"], res["smallest_passing_mpy"]
+        if r and "romfs_free_pct" not in res:
+            # the 96k run failed: what 96 KB would leave free at the peak the smallest
+            # passing heap saw (the same session, live heap after a collection)
+            heap = 96 * 1024
+            res["romfs_free_pct_at_96k_of_smallest_peak"] = round(
+                100.0 * (heap - r["mem_alloc_after_gc_peak"]) / heap, 1)
         if r and m:
             res["bytecode_moved_out_of_heap_bytes"] = (m["mem_alloc_after_gc_start"]
                                                        - r["mem_alloc_after_gc_start"])

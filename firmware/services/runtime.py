@@ -569,6 +569,9 @@ class Runtime:
             t0 = time.ticks_ms()
             try:
                 await fn()
+                # a task that ended (a one-shot, or nothing to do on this board) holds
+                # nothing: its Task and frames go with its entry (~0.4 KB each)
+                self.tasks.pop(name, None)
                 return
             except asyncio.CancelledError:
                 raise
