@@ -208,3 +208,14 @@ result = [list(OtaMqtt._payload(None, binascii.unhexlify(h))) for h in data]
                         b" install ")])
     assert all(v is None and err.startswith("payload") for v, err in r[:4]), r
     assert r[4] == [{"url": "http://x/b"}, None] and r[5] == ["install", None]
+
+
+@pytest.mark.parametrize("text,want", [
+    ('[2,"a",{}] x', [2, "a"]), ('[2,"a",{"k":1,}]', [2, "a"]), (' [ 3 , "b" , {', [3, "b"]),
+    ('["x","y"]', ["x", "y"]), ('{"a":1}', None), ('{not json', None), ('[2', None),
+    ('[2,', None), ('[2 "a"', None), ('', None), ('[2,"\\ud800"]', None), ('[01,"a"]', None),
+])
+def test_json_head_reads_the_valid_start_of_an_array(mp, text, want):
+    """What ocpp.py answers a frame by when the whole is not valid JSON."""
+    assert mp.run("from firmware.links.commands import json_head\nresult = json_head(data, 2)",
+                  text) == want

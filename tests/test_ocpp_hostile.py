@@ -66,6 +66,37 @@ def test_malformed_unknown_and_wrong_types_get_callerrors(env):
     assert b.alive()
 
 
+def test_invalid_json_frames_get_formation_violation_and_change_nothing(env):
+    """One strict JSON reading for OCPP frames (issue 12 item 4): MicroPython's json.loads
+    would take a trailing comma or a duplicate key; the charge point answers FormationViolation
+    to the CALL whose id it can still read, acts on none of them, and drops a broken answer."""
+    c, b = env
+    key = "MeterValueSampleInterval"
+    cfg0 = c.request(call.GetConfiguration(key=[key])).configuration_key
+    old = cfg0[0]["value"]
+    new = "7" if old != "7" else "8"
+    frames = {
+        "tc1": '[2,"tc1","ChangeConfiguration",{"key":"%s","value":"%s"},]' % (key, new),
+        "tc2": '[2,"tc2","ChangeConfiguration",{"key":"%s","value":"%s",}]' % (key, new),
+        "tc3": '[2,"tc3","ChangeConfiguration",{"key":"%s","value":"%s","value":"%s"}]' % (
+            key, new, new),
+        "tc4": '[2,"tc4","ChangeConfiguration",{"key":"%s","value":"%s"}] x' % (key, new),
+    }
+    for uid, text in frames.items():
+        m = raw_call(c, uid, text)
+        assert m[0] == 4 and m[2] == "FormationViolation", (uid, m)
+        assert m[3].startswith("invalid JSON"), m
+    # a broken CALLRESULT has nobody to answer: dropped, no CALLERROR for it
+    c.send_raw('[3,"tc5",{"status":"Accepted",}]')
+    m = raw_call(c, "tc6", '[2,"tc6","GetConfiguration",{"key":["%s"]}]' % key)  # in order
+    assert m[0] == 3 and m[2]["configurationKey"][0]["value"] == old
+    assert errors_for(c, "tc5") == []
+    assert c.request(call.GetConfiguration(key=[key])).configuration_key == cfg0
+    assert b.read()["status"]["ocpp"]["conn"] == "connected"
+    assert b.alive()
+    assert any(e["type"] == "ocpp_bad_json" for e in b.events()), "logged"
+
+
 def test_huge_frame_closes_1009_and_reconnects(env):
     c, b = env
     n = c.connections

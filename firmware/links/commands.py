@@ -400,6 +400,26 @@ def json_strict(data):
         return None, "invalid JSON: %s" % type(e).__name__
 
 
+def json_head(data, n):
+    """The first n values of a JSON array, read strictly, whatever follows them (so that a
+    message that is not valid JSON as a whole can still be answered by its id); None if
+    they cannot be read."""
+    p = _Json(data.encode() if isinstance(data, str) else bytes(data))
+    b = p.b
+    out = []
+    try:
+        p.ws()
+        for k in range(n):
+            if p.i >= len(b) or b[p.i] != (0x2C if k else 0x5B):  # '[' first, then ','
+                return None
+            p.i += 1
+            out.append(p.value(1))
+            p.ws()
+        return out
+    except (InputError, ValueError, IndexError, MemoryError, RuntimeError):
+        return None
+
+
 def text_ok(s, max_len=64):
     """None if s is a str of at most max_len chars with no control characters, else why."""
     if type(s) is not str:

@@ -16,7 +16,7 @@ from micropython import const
 from firmware.core import evse as E
 from firmware.core import isotime
 from firmware.core.consts import CLAIM_OCPP, CLAIM_NONE_MA, PILOT_PWM
-from firmware.links.commands import Commands
+from firmware.links.commands import Commands, json_head, json_strict
 from firmware.links.ocpp_keys import Keys
 from firmware.links.ocpp_queue import TxQueue
 from firmware.links.ws import WSClient
@@ -137,6 +137,8 @@ class Ocpp:
         self._tx_retry_at = 0
         self.last_rx = None  # (action or "CALLRESULT", ticks) of the last CSMS message
         self.calls_in = self.calls_out = self.call_errors = self.timeouts = 0
+        self.bad_frames = 0  # frames that were not valid JSON
+        self._bad_log = None  # ticks of the last such event logged
         # transaction state: the open one is in self.tx (and persisted as q.open)
         self.tx = None  # dict ref, tag, start_wh, start_s, txid
         self._auth_tag = None  # the tag that authorized the next transaction
@@ -376,10 +378,10 @@ class Ocpp:
         self._wake.set()
 
     async def _on_text(self, text):
-        try:
-            m = json.loads(text)
-        except ValueError:
-            m = None
+        m, err = json_strict(text)  # the one strict reading (issue 12 item 4)
+        if err is not None:
+            await self._bad_json(text, err)
+            return
         if type(m) is not list or len(m) < 3 or type(m[1]) is not str or m[0] not in (2, 3, 4):
             # Not OCPP-J: the id cannot be trusted; answer the way §4.2.3 allows ("-1")
             await self._send_error(m[1] if type(m) is list and len(m) > 1 and type(m[1]) is str
@@ -398,6 +400,24 @@ class Ocpp:
             self.call_errors += 1
             w[3] = ("error", m[2] if type(m[2]) is str else "GenericError")
         w[2].set()
+
+    async def _bad_json(self, text, err):
+        # Invalid JSON: a CALL whose id can still be read gets its CALLERROR, an unreadable id
+        # the id "-1" (as for any frame that is not OCPP-J); a broken CALLRESULT/CALLERROR has
+        # nobody to answer: dropped (our call times out). Logged at most once a minute.
+        self.bad_frames += 1
+        now = time.ticks_ms()
+        if self._bad_log is None or time.ticks_diff(now, self._bad_log) >= 60000:
+            self._bad_log = now
+            self.rt.store.event("ocpp_bad_json", err[:60])
+        h = json_head(text, 2)  # [type, id, ... read as far as they are valid
+        if h is not None and type(h[1]) is str:
+            if h[0] != 2:
+                return
+            uid = h[1]
+        else:
+            uid = "-1"
+        await self._send_error(uid, "FormationViolation", err)
 
     async def _send_error(self, msg_id, code, text):
         await self.ws.send(json.dumps([4, msg_id, code, text[:80], {}]))
