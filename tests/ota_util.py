@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -87,3 +88,15 @@ def tmpdir():
 
 def rmtree(d):
     shutil.rmtree(d, ignore_errors=True)
+
+
+def rebooted(b, timeout=30):
+    """Wait for the firmware of SimBench b to ask for a reboot (loader.REBOOT_EXIT, exit
+    code 75), then power it up again."""
+    deadline = time.time() + timeout
+    while b.proc.poll() is None:
+        if time.time() > deadline:
+            raise AssertionError("no reboot within %d s:\n%s" % (timeout, b.log()[-2000:]))
+        time.sleep(0.05)
+    assert b.proc.returncode == 75, (b.proc.returncode, b.log()[-2000:])
+    b.restart()

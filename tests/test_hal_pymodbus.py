@@ -1,79 +1,22 @@
 """SdmMeter in the unix port against pymodbus (an independent Modbus RTU
 implementation) acting as the SDM630 slave on the other end of a pty pair."""
-import asyncio
 import json
-import os
-import struct
-import threading
-import tty
 
 import pytest
 
 from mp import run_script
 
 pytest.importorskip("serial")
-from pymodbus.datastore import (ModbusDeviceContext, ModbusSequentialDataBlock,  # noqa: E402
-                                ModbusServerContext)
-from pymodbus.server import StartAsyncSerialServer, ServerAsyncStop  # noqa: E402
+from modbus_peer import sdm_slave  # noqa: E402
 
 VALUES = {0x00: 230.5, 0x02: 229.5, 0x04: 231.0, 0x06: 15.75, 0x08: 16.25, 0x0A: 0.5,
           0x34: 7424.0, 0x48: 4321.5}
 
 
-def registers():
-    regs = [0] * 0x60
-    for addr, v in VALUES.items():
-        hi, lo = struct.unpack(">HH", struct.pack(">f", v))
-        regs[addr], regs[addr + 1] = hi, lo
-    return regs
-
-
-def relay(a, b, stop):
-    import select
-    while not stop.is_set():
-        r, _, _ = select.select([a, b], [], [], 0.05)
-        for fd in r:
-            try:
-                data = os.read(fd, 256)
-            except OSError:
-                return
-            os.write(b if fd == a else a, data)
-
-
 @pytest.fixture
 def pymodbus_slave():
-    ma, sa = os.openpty()  # pymodbus side
-    mb, sb = os.openpty()  # MicroPython side
-    for fd in (sa, sb):
-        tty.setraw(fd)
-    stop = threading.Event()
-    t_relay = threading.Thread(target=relay, args=(ma, mb, stop), daemon=True)
-    t_relay.start()
-    # pymodbus addresses block index = register address + 1 (1-based data model)
-    ctx = ModbusServerContext(devices={1: ModbusDeviceContext(
-        ir=ModbusSequentialDataBlock(1, registers()))}, single=False)
-    loop = asyncio.new_event_loop()
-
-    def serve():
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(StartAsyncSerialServer(
-            context=ctx, port=os.ttyname(sa), baudrate=9600, framer="rtu"))
-
-    t_srv = threading.Thread(target=serve, daemon=True)
-    t_srv.start()
-    yield os.ttyname(sb)
-    try:
-        asyncio.run_coroutine_threadsafe(ServerAsyncStop(), loop).result(5)
-    except Exception:
-        pass
-    stop.set()
-    t_relay.join(2)
-    t_srv.join(5)
-    for fd in (ma, sa, mb, sb):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+    with sdm_slave(1, VALUES) as port:
+        yield port
 
 
 SCRIPT = """

@@ -2,92 +2,25 @@
 against pymodbus as a real SDM630 slave on a pty pair: signed phase currents from I and P,
 then a meter that answers garbage (bad CRC), one that stops answering (the feed times out
 to the safe current) and one that answers again (it recovers by itself)."""
-import asyncio
 import json
-import os
-import struct
-import threading
-import tty
 
 import pytest
 
 from mp import run_script
 
 pytest.importorskip("serial")
-from pymodbus.datastore import (ModbusDeviceContext, ModbusSequentialDataBlock,  # noqa: E402
-                                ModbusServerContext)
-from pymodbus.server import StartAsyncSerialServer, ServerAsyncStop  # noqa: E402
+from modbus_peer import sdm_slave  # noqa: E402
 
 ADDR = 2
 # I L1-3 (A, magnitude), P L1-3 (W, signed: L3 exports)
 VALUES = {0x06: 12.5, 0x08: 3.25, 0x0A: 4.0, 0x0C: 2875.0, 0x0E: 747.5, 0x10: -920.0}
 
 
-def registers():
-    regs = [0] * 0x60
-    for addr, v in VALUES.items():
-        hi, lo = struct.unpack(">HH", struct.pack(">f", v))
-        regs[addr], regs[addr + 1] = hi, lo
-    return regs
-
-
-def relay(a, b, stop, mode_file):
-    """Bytes between the two ptys; the slave's replies (a -> b) are passed, corrupted or
-    dropped as the mode file says (written by the device script)."""
-    import select
-    while not stop.is_set():
-        r, _, _ = select.select([a, b], [], [], 0.05)
-        try:
-            mode = open(mode_file).read().strip()
-        except OSError:
-            mode = "ok"
-        for fd in r:
-            try:
-                data = os.read(fd, 256)
-            except OSError:
-                return
-            if fd == a:
-                if mode == "silent":
-                    continue
-                if mode == "garbage":
-                    data = bytes([data[0]]) + bytes(x ^ 0x5A for x in data[1:])
-            os.write(b if fd == a else a, data)
-
-
 @pytest.fixture
 def sdm630(tmp_path):
-    ma, sa = os.openpty()  # pymodbus side
-    mb, sb = os.openpty()  # MicroPython side
-    for fd in (sa, sb):
-        tty.setraw(fd)
-    mode_file = str(tmp_path / "mode")
-    stop = threading.Event()
-    t_relay = threading.Thread(target=relay, args=(ma, mb, stop, mode_file), daemon=True)
-    t_relay.start()
-    ctx = ModbusServerContext(devices={ADDR: ModbusDeviceContext(
-        ir=ModbusSequentialDataBlock(1, registers()))}, single=False)
-    loop = asyncio.new_event_loop()
-
-    def serve():
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(StartAsyncSerialServer(
-            context=ctx, port=os.ttyname(sa), baudrate=9600, framer="rtu"))
-
-    t_srv = threading.Thread(target=serve, daemon=True)
-    t_srv.start()
-    yield os.ttyname(sb), mode_file
-    try:
-        asyncio.run_coroutine_threadsafe(ServerAsyncStop(), loop).result(5)
-    except Exception:
-        pass
-    stop.set()
-    t_relay.join(2)
-    t_srv.join(5)
-    for fd in (ma, sa, mb, sb):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+    mode_file = str(tmp_path / "mode")  # written by the device script: ok, garbage, silent
+    with sdm_slave(ADDR, VALUES, mode_file) as port:
+        yield port, mode_file
 
 
 SCRIPT = """

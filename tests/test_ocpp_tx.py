@@ -4,6 +4,7 @@ CSMS gives; kill -9 at random points never loses or duplicates a transaction and
 meter values consistent; a CSMS restart mid-transaction loses nothing.
 
 The kill loop runs 30 iterations in `make test` and 300 (OCPP_KILL_SOAK) under `make soak`."""
+import contextlib
 import os
 import random
 import time
@@ -22,6 +23,16 @@ CFG = dict(FAST, ocpp_timeout_s=5)
 def fast_meter_values(c):
     for k, v in (("MeterValueSampleInterval", "1"), ("TransactionMessageRetryInterval", "1")):
         assert c.request(call.ChangeConfiguration(key=k, value=v)).status == "Accepted"
+
+
+@contextlib.contextmanager
+def booted(tmp_path):
+    """The CSMS and the firmware booted against it, meter values every second; both are
+    closed however the test ends (no firmware process left running after a failure)."""
+    with Csms() as c, SimBench(data_dir=str(tmp_path), config=dict(CFG, ocpp_url=c.url)) as b:
+        c.wait(lambda: c.statuses(0), what="boot")
+        fast_meter_values(c)
+        yield c, b
 
 
 def regs_of(mv):
@@ -56,12 +67,8 @@ def check_consistent(c):
 
 
 def test_offline_transactions_replayed_in_order(tmp_path):
-    c = Csms().start()
-    port = c.port
-    b = SimBench(data_dir=str(tmp_path), config=dict(CFG, ocpp_url=c.url))
-    try:
-        c.wait(lambda: c.statuses(0), what="boot")
-        fast_meter_values(c)
+    with booted(tmp_path) as (c, b):
+        port = c.port
         baseline(b)
         c.stop()  # the CSMS goes away
         b.wait_for(lambda r: r["status"]["ocpp"]["conn"] != "connected", timeout=20,
@@ -74,29 +81,25 @@ def test_offline_transactions_replayed_in_order(tmp_path):
             time.sleep(0.3)
         q = b.read()["status"]["ocpp"]["queue"]
         assert q >= 3 * 2
-        c2 = Csms(port=port).start()  # back, on the same address
-        c2.wait(lambda: len(c2.stops) == 3, timeout=60, what="3 transactions replayed")
-        c2.wait(lambda: b.read()["status"]["ocpp"]["queue"] == 0, what="queue empty")
-        order = [m[1] for m in c2.actions() if m[1] in ("StartTransaction", "StopTransaction",
-                                                        "MeterValues")]
-        # in order: Start, its MeterValues, Stop - three times
-        blocks = []
-        for a in order:
-            if a == "StartTransaction":
-                blocks.append([a])
-            else:
-                blocks[-1].append(a)
-        assert len(blocks) == 3
-        for bl in blocks:
-            assert bl[0] == "StartTransaction" and bl[-1] == "StopTransaction"
-            assert set(bl[1:-1]) <= {"MeterValues"} and len(bl) >= 2
-        check_consistent(c2)
-        # the later Stop and MeterValues carry the id the CSMS gave the offline Start
-        assert {m[1] for m in c2.meter_values} <= set(c2.starts) and c2.meter_values
-        c2.stop()
-    finally:
-        b.close()
-        c.stop()
+        with Csms(port=port) as c2:  # back, on the same address
+            c2.wait(lambda: len(c2.stops) == 3, timeout=60, what="3 transactions replayed")
+            c2.wait(lambda: b.read()["status"]["ocpp"]["queue"] == 0, what="queue empty")
+            order = [m[1] for m in c2.actions() if m[1] in ("StartTransaction", "StopTransaction",
+                                                            "MeterValues")]
+            # in order: Start, its MeterValues, Stop - three times
+            blocks = []
+            for a in order:
+                if a == "StartTransaction":
+                    blocks.append([a])
+                else:
+                    blocks[-1].append(a)
+            assert len(blocks) == 3
+            for bl in blocks:
+                assert bl[0] == "StartTransaction" and bl[-1] == "StopTransaction"
+                assert set(bl[1:-1]) <= {"MeterValues"} and len(bl) >= 2
+            check_consistent(c2)
+            # the later Stop and MeterValues carry the id the CSMS gave the offline Start
+            assert {m[1] for m in c2.meter_values} <= set(c2.starts) and c2.meter_values
 
 
 def test_kill_minus_9_at_random_points(tmp_path):
@@ -111,42 +114,30 @@ def test_kill_minus_9_soak(tmp_path):
 def kill_loop(tmp_path, iterations, seed):
     rnd = random.Random(seed)
     print("kill -9 seed", seed)
-    with Csms() as c:
-        b = SimBench(data_dir=str(tmp_path), config=dict(CFG, ocpp_url=c.url))
-        try:
-            c.wait(lambda: c.statuses(0), what="boot")
-            fast_meter_values(c)
-            b.wait_for(lambda r: r["stats"]["store_writes"] > 0, timeout=5, what="flushed")
-            time.sleep(0.5)  # the ocppkeys record is flushed (HOLD_NOW, 200 ms task)
-            for i in range(iterations):
-                b.kill()
-                b.start()
-                b.set(plugged=True)
-                time.sleep(rnd.uniform(0.0, 0.9))
-                if rnd.random() < 0.5:
-                    b.set(plugged=False)
-                    time.sleep(rnd.uniform(0.0, 0.3))
-            b.kill()
-            b.start()
-            b.wait_for(lambda r: r["status"]["ocpp"]["conn"] == "connected"
-                       and r["status"]["ocpp"]["queue"] == 0, timeout=60, what="queue drained")
-            print("kill -9 x%d: %d transactions, %d meter values" % (
-                iterations, len(c.starts), len(c.meter_values)))
-            assert len(c.starts) >= iterations // 3
-            check_consistent(c)
-            reasons = [list(s.values())[0]["reason"] for s in c.stops.values()]
-            assert "PowerLoss" in reasons and "EVDisconnected" in reasons
-        finally:
-            b.close()
+    with booted(tmp_path) as (c, b):
+        b.wait_for(lambda r: r["stats"]["store_writes"] > 0, timeout=5, what="flushed")
+        time.sleep(0.5)  # the ocppkeys record is flushed (HOLD_NOW, 200 ms task)
+        for i in range(iterations):
+            b.restart()  # kill -9, power up
+            b.set(plugged=True)
+            time.sleep(rnd.uniform(0.0, 0.9))
+            if rnd.random() < 0.5:
+                b.set(plugged=False)
+                time.sleep(rnd.uniform(0.0, 0.3))
+        b.restart()
+        b.wait_for(lambda r: r["status"]["ocpp"]["conn"] == "connected"
+                   and r["status"]["ocpp"]["queue"] == 0, timeout=60, what="queue drained")
+        print("kill -9 x%d: %d transactions, %d meter values" % (
+            iterations, len(c.starts), len(c.meter_values)))
+        assert len(c.starts) >= iterations // 3
+        check_consistent(c)
+        reasons = [list(s.values())[0]["reason"] for s in c.stops.values()]
+        assert "PowerLoss" in reasons and "EVDisconnected" in reasons
 
 
 def test_csms_restart_mid_transaction(tmp_path):
-    c = Csms().start()
-    port = c.port
-    b = SimBench(data_dir=str(tmp_path), config=dict(CFG, ocpp_url=c.url))
-    try:
-        c.wait(lambda: c.statuses(0), what="boot")
-        fast_meter_values(c)
+    with booted(tmp_path) as (c, b):
+        port = c.port
         baseline(b)
         charge(b)
         c.wait(lambda: c.starts and c.meter_values, what="transaction running")
@@ -154,17 +145,13 @@ def test_csms_restart_mid_transaction(tmp_path):
         c.stop()
         time.sleep(2)  # charging goes on, meter values queue up
         assert b.read()["status"]["contactor"]
-        c2 = Csms(port=port).start()
-        c2.next_txid = txid  # the CSMS keeps its transactions across its restart
-        c2.starts[txid] = c.starts[txid]
-        c2.wait(lambda: c2.meter_values, timeout=60, what="meter values after the restart")
-        b.set(plugged=False)
-        c2.wait(lambda: txid in c2.stops, what="stop after the restart")
-        assert all(m[1] == txid for m in c2.meter_values)
-        assert list(c2.stops[txid].values())[0]["reason"] == "EVDisconnected"
-        regs = regs_of([v for _, t, mv in c.meter_values + c2.meter_values for v in mv])
-        assert regs == sorted(regs)
-        c2.stop()
-    finally:
-        b.close()
-        c.stop()
+        with Csms(port=port) as c2:
+            c2.next_txid = txid  # the CSMS keeps its transactions across its restart
+            c2.starts[txid] = c.starts[txid]
+            c2.wait(lambda: c2.meter_values, timeout=60, what="meter values after the restart")
+            b.set(plugged=False)
+            c2.wait(lambda: txid in c2.stops, what="stop after the restart")
+            assert all(m[1] == txid for m in c2.meter_values)
+            assert list(c2.stops[txid].values())[0]["reason"] == "EVDisconnected"
+            regs = regs_of([v for _, t, mv in c.meter_values + c2.meter_values for v in mv])
+            assert regs == sorted(regs)

@@ -35,18 +35,6 @@ def box():
     U.rmtree(d)
 
 
-def _rebooted(b, timeout=30):
-    """Wait for the firmware to ask for a reboot (loader.REBOOT_EXIT), then power it up."""
-    deadline = time.time() + timeout
-    while b.proc.poll() is None:
-        if time.time() > deadline:
-            raise AssertionError("no reboot within %d s:\n%s" % (timeout, b.log()[-2000:]))
-        time.sleep(0.05)
-    assert b.proc.returncode == 75, (b.proc.returncode, b.log()[-2000:])
-    b.kill()
-    b.start()
-
-
 def _ota(b):
     return b.read()["status"]["ota"]
 
@@ -89,7 +77,7 @@ def test_serial_update_with_wbctl_then_healthy(box):
                            timeout=300)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "copied" in r.stdout and "update: started" in r.stdout
-        _rebooted(b)
+        U.rebooted(b)
         st = _ota(b)
         assert st["installed"] == "0.9.0" and st["slot"] == "a"
         st = _wait_ota(b, lambda o: not o["trial"], what="healthy")
@@ -151,7 +139,7 @@ def test_raise_in_the_control_task_rolls_back(mp, box):
                            "        if self.hold:\n            return")
     _stage(mp, box, U.bundle(KEY, "0.9.2", replace={"firmware/services/runtime.py": bad}))
     with SimBench(data_dir=box, config=CFG) as b:
-        _rebooted(b)
+        U.rebooted(b)
         _assert_rolled_back(b, box, "0.9.2", "a task raised")
         assert "tick broke" in _ota(b)["rollback"]
 
@@ -191,7 +179,7 @@ def test_never_healthy_rolls_back_after_three_boots(mp, box):
     with SimBench(data_dir=box, config=CFG) as b:
         for _ in range(3):
             assert _ota(b)["trial"]
-            _rebooted(b)
+            U.rebooted(b)
         _assert_rolled_back(b, box, "0.9.4", "not healthy within 3 boots")
         kinds = [e["type"] for e in b.events()]
         assert kinds.count("ota_unhealthy") == 3, kinds

@@ -75,16 +75,6 @@ def _reply(be, since, timeout=10):
     return json.loads(m[1])
 
 
-def _rebooted(b, timeout=30):
-    deadline = time.time() + timeout
-    while b.proc.poll() is None:
-        assert time.time() < deadline, b.log()[-2000:]
-        time.sleep(0.05)
-    assert b.proc.returncode == 75, b.log()[-2000:]
-    b.kill()
-    b.start()
-
-
 def _publish(be, topic, obj):
     be.c.publish(topic, obj if isinstance(obj, str) else json.dumps(obj), 1).wait_for_publish(5)
 
@@ -143,7 +133,7 @@ def test_mqtt_update_waits_for_the_session_then_runs(setup):
             assert r["status"]["contactor"] and r["status"]["ota"]["state"] == "waiting"
             assert len(srv.asked) == asked  # nothing downloaded while charging
             b.unplug()  # the session ends: the update runs, then the box reboots into it
-            _rebooted(b)
+            U.rebooted(b)
             assert srv.asked[-1] == "/wb.wbu"
             n = be.mark()
             st = _state(be, lambda s: s["installed"] == "0.9.0" and not s["trial"], since=0)
@@ -172,7 +162,7 @@ def test_https_download(setup, tls_files):  # noqa: F811
             _state(be, lambda s: s["state"] == "idle")
             _publish(be, B + "cmd/update", {"url": "https://localhost:%d/wb.wbu" % srv.port,
                                             "sha256": U.sha(data)})
-            _rebooted(b)
+            U.rebooted(b)
             st = _state(be, lambda s: s["installed"] == "0.9.5" and not s["trial"])
             assert st["slot"] == "a"
             # a manual rollback (arb 0: allowed) goes back to the factory app
@@ -180,7 +170,7 @@ def test_https_download(setup, tls_files):  # noqa: F811
             _publish(be, B + "cmd/rollback", {"req": "rb"})
             rep = _reply(be, n)
             assert rep["ok"] and rep["req"] == "rb", rep
-            _rebooted(b)
+            U.rebooted(b)
             st = _state(be, lambda s: s["slot"] == "factory", since=n)
             assert st["installed"] != "0.9.5" and "manual rollback" in st["rollback"]
     finally:
