@@ -1,7 +1,9 @@
 # Boot: build the board, open the store and config, start the runtime tasks.
 # On a board main.py calls main(); on the unix port the same main() takes options:
 #   micropython main.py [--data DIR] [--board NAME] [--sim-port N] [--config JSON]
-#                       [--no-console] [--safe]
+#                       [--config-file PATH] [--no-console] [--safe]
+# (the unix port dies with "FATAL: uncaught NLR" on an argument of 256 bytes or more:
+# a longer config goes in a file, --config-file, as tools/simbench.py does)
 # Whatever happens, the outputs end safe (contactor open, pilot off) before anything else.
 import asyncio
 import gc
@@ -20,7 +22,8 @@ SAFE_FLAG = "safemode"  # a file of this name in the data dir: boot into safe mo
 
 def _options(argv):
     opts = {"data": "/store" if sys.platform != "linux" else "store",
-            "board": None, "sim_port": 0, "config": None, "console": True, "safe": False}
+            "board": None, "sim_port": 0, "config": None, "config_file": None, "console": True,
+            "safe": False}
     i = 1
     while i < len(argv):
         a = argv[i]
@@ -33,6 +36,8 @@ def _options(argv):
             opts["sim_port"] = int(val)
         elif a == "--config":
             opts["config"] = val
+        elif a == "--config-file":
+            opts["config_file"] = val
         elif a == "--no-console":
             opts["console"] = False
             i -= 1
@@ -59,18 +64,31 @@ def _mkdirs(path):
             pass
 
 
+def _read(path):
+    if not path:
+        return None
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as ex:
+        print("config rejected: --config-file %s: %s" % (path, ex))
+        return None
+
+
 def build(opts):
     """Store, config, board and runtime, ready to run (no task started)."""
     _mkdirs(opts["data"])
     store = Store(opts["data"])
     config = Config(store)
-    if opts["config"]:
-        try:
-            err = config.update(json.loads(opts["config"]))
-        except ValueError as ex:
-            err = "--config is not JSON: %s" % ex
-        if err:
-            print("config rejected:", err)
+    given = (("--config", opts.get("config")), ("--config-file", _read(opts.get("config_file"))))
+    for opt, text in given:
+        if text:
+            try:
+                err = config.update(json.loads(text))
+            except ValueError as ex:
+                err = "%s is not JSON: %s" % (opt, ex)
+            if err:
+                print("config rejected:", err)
     store.dev_id = config.get("id")
     for name, why in store.problems:
         print("store: %s was unreadable (%s): using defaults" % (name, why))

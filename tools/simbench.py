@@ -87,7 +87,11 @@ class SimBench:
         cmd += [boot, "--data", os.path.join(self.data_dir, "store"),
                 "--sim-port", str(self.port)]
         if self.config:
-            cmd += ["--config", json.dumps(self.config)]
+            # in a file: the unix port dies ("FATAL: uncaught NLR") on an argument of 256+ bytes
+            path = os.path.join(self.data_dir, "config.json")
+            with open(path, "w") as f:
+                json.dump(self.config, f)
+            cmd += ["--config-file", path]
         if not self.console:
             cmd.append("--no-console")
         cmd += self.extra_args
