@@ -1,5 +1,7 @@
 import os
+import signal
 import sys
+import warnings
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -8,6 +10,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mp import MicroPython  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "tools"))
+import simbench  # noqa: E402
 
 # Hypothesis profiles: "ci" keeps `make test` short; "soak" is for `make soak`.
 settings.register_profile("ci", max_examples=60, deadline=None,
@@ -33,3 +39,38 @@ def mp_fakes():
     vm = MicroPython(fakes=True)
     yield vm
     vm.close()
+
+
+# ---- no firmware process outlives its test -------------------------------------------------
+# A test or a fixture that fails between starting a SimBench and its close() (a setup that
+# raises before `yield`, an assert outside try/finally) would leave the firmware running for
+# as long as the host is up. Whatever a test, or a module's fixtures, started and left running
+# is closed when that test, or that module, ends; atexit and SIGTERM close the rest.
+
+def _reaped(what):
+    before = simbench.live()
+    yield
+    left = simbench.live() - before
+    for b in left:
+        b.close()
+    if left:
+        warnings.warn("%s left %d firmware process(es) running: closed" % (what, len(left)))
+
+
+@pytest.fixture(autouse=True)
+def _reap_test_benches(request):
+    yield from _reaped(request.node.nodeid)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _reap_module_benches(request):
+    yield from _reaped(request.node.nodeid)
+
+
+def _on_sigterm(signum, frame):
+    simbench._reap()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+signal.signal(signal.SIGTERM, _on_sigterm)

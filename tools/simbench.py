@@ -14,6 +14,7 @@ benchmarks use: keep it stable and documented (docs/simbench.md).
         b.wait_for(lambda r: not r["status"]["contactor"])
         print(b.latency_ms(t, "contactor", 0))   # physical change -> contactor open
 """
+import atexit
 import json
 import os
 import shutil
@@ -32,6 +33,24 @@ from mp import micropython_bin  # noqa: E402  (one place finds the unix port)
 
 class SimError(RuntimeError):
     pass
+
+
+_LIVE = set()  # every SimBench whose firmware was started and not closed
+
+
+def live():
+    """The benches whose firmware process is still running."""
+    return {b for b in list(_LIVE) if b.alive()}
+
+
+@atexit.register
+def _reap():
+    # a bench a crashed test or script never closed must not outlive this process
+    for b in list(_LIVE):
+        try:
+            b.kill()
+        except Exception:  # noqa: best effort at exit
+            pass
 
 
 def _free_port():
@@ -79,6 +98,8 @@ class SimBench:
     # --- process ------------------------------------------------------------------
     def start(self, timeout=15):
         """Start the firmware (again, on the same data dir after kill())."""
+        if self.alive():
+            self.kill()  # never two firmware processes for one bench: the first would leak
         self.port = _free_port()
         cmd = [_micropython()]
         if self.heapsize:
@@ -118,6 +139,7 @@ class SimBench:
         else:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                                          stdout=self._log, stderr=subprocess.STDOUT)
+        _LIVE.add(self)
         deadline = time.time() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -169,6 +191,7 @@ class SimBench:
 
     def close(self):
         self.stop()
+        _LIVE.discard(self)
         if self._pty is not None:
             self._pty.close()
             self._pty = None
