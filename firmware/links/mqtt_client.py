@@ -6,7 +6,7 @@ import asyncio
 from micropython import const
 from time import ticks_ms, ticks_diff
 
-from firmware.links.net import resolve, run_link
+from firmware.links.net import resolve, run_link, tls_context
 
 _CONNECT = const(0x10)
 _CONNACK = const(2)
@@ -194,19 +194,10 @@ class MQTTClient:
         return self._ip
 
     def _ctx(self):
-        t = self._tls
-        if not t:
+        if not self._tls:
             return None
-        if t is True or isinstance(t, (bytes, bytearray)):
-            import ssl
-            c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            if t is True:
-                c.verify_mode = ssl.CERT_NONE
-            else:
-                c.verify_mode = ssl.CERT_REQUIRED
-                c.load_verify_locations(cadata=t)
-            self._tls = t = c
-        return t
+        self._tls = tls_context(self._tls)  # made once, kept
+        return self._tls
 
     def _connect_pkt(self):
         flags = 2 if self._clean else 0

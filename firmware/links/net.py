@@ -79,6 +79,21 @@ def backoff_ms(fails, lo_ms, hi_ms):
     return d - ((d * getrandbits(8)) >> 9)
 
 
+def tls_context(t):
+    """The SSL context for a link's TLS setting: a CA certificate (DER bytes) -> the server
+    is verified against it; None or True -> encrypted, not verified; a context -> itself."""
+    if t is None or t is True or isinstance(t, (bytes, bytearray)):
+        import ssl
+        c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if isinstance(t, (bytes, bytearray)):
+            c.verify_mode = ssl.CERT_REQUIRED
+            c.load_verify_locations(cadata=t)
+        else:
+            c.verify_mode = ssl.CERT_NONE
+        t = c
+    return t
+
+
 def gate_open(may_connect):
     """The link's reconnect gate; a gate that raises is closed (no blocking handshake)."""
     try:

@@ -7,7 +7,7 @@ import binascii
 from micropython import const
 from time import ticks_ms, ticks_diff
 
-from firmware.links.net import getrandbits, resolve, run_link, split_url
+from firmware.links.net import getrandbits, resolve, run_link, split_url, tls_context
 
 _OP_CONT = const(0)
 _OP_TEXT = const(1)
@@ -117,17 +117,8 @@ class WSClient:
     def _ctx(self):
         if not self.tls:
             return None
-        t = self._ctx_in
-        if t is None or t is True or isinstance(t, (bytes, bytearray)):
-            import ssl
-            c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            if isinstance(t, (bytes, bytearray)):
-                c.verify_mode = ssl.CERT_REQUIRED
-                c.load_verify_locations(cadata=t)
-            else:
-                c.verify_mode = ssl.CERT_NONE
-            self._ctx_in = t = c
-        return t
+        self._ctx_in = tls_context(self._ctx_in)  # made once, kept
+        return self._ctx_in
 
     def _request(self, key):
         hp = self.host if self.port == (443 if self.tls else 80) else "%s:%d" % (self.host, self.port)
