@@ -74,6 +74,42 @@ def test_diode_check(mp):
     assert r[9] == [True, False]
 
 
+def test_hysteresis_from_every_state_at_each_threshold(mp):
+    # From each accepted state the midpoint above it is 0.4 V lower and the one below it
+    # 0.4 V higher (ref §8); the rest are the plain midpoints. Expected values computed
+    # here from the midpoints, not from the module's table.
+    mids = [10500, 7500, 4500, 1500]
+    cases = []
+    for s in range(5):  # accepted state A..E
+        for k, t in enumerate(mids):
+            t += -400 if s == k else 400 if s == k + 1 else 0
+            cases += [[s, t, k], [s, t - 1, k + 1]]  # at the threshold: the upper level
+    got = mp.run("from firmware.core.iec61851 import PilotClassifier\n"
+                 "c = PilotClassifier()\n"
+                 "r = []\n"
+                 "for s, mv, _ in data:\n"
+                 "    c.state = s\n"
+                 "    r.append(c.classify(mv))\n"
+                 "result = r", cases)
+    assert got == [k for _, _, k in cases]
+
+
+def test_diode_counters_stop_at_the_verdict(mp):
+    # A long session: the counters never grow past N_DIODE (a small int forever), and a
+    # verdict still flips at once when the low level changes.
+    r = mp.run("from firmware.core.iec61851 import PilotClassifier, N_DIODE\n"
+               "c = PilotClassifier()\n"
+               "for _ in range(1000):\n"
+               "    c.update(6000, -12000, True)\n"
+               "a = [c._diode_good, c._diode_bad, c.diode_ok, N_DIODE]\n"
+               "for _ in range(1000):\n"
+               "    c.update(6000, -6000, True)\n"
+               "result = [a, [c._diode_good, c._diode_bad, c.diode_ok, c.diode_bad]]")
+    n = r[0][3]
+    assert r[0] == [n, 0, True, n]
+    assert r[1] == [0, n, False, True]
+
+
 @pytest.mark.parametrize("ma,pm", [
     (6000, 100), (10000, 167), (16000, 267), (20000, 333), (32000, 533), (51000, 850),
     (51250, 850), (52700, 850), (52750, 851), (63000, 892), (80000, 960),

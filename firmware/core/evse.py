@@ -84,7 +84,10 @@ REASON_UNPLUG = "unplug"
 REASON_STOP = "stopped"  # disabled / paused / limit below 6 A / phase switch
 REASON_FAULT = "fault"
 
-_STATE_NAMES = ("A", "B1", "B2", "C1", "C2", "D1", "D2", "E", "F")
+# outputs.state by CP state (index ST_*: A B C D E F ERR UNKNOWN) under a steady +12 V
+# pilot (x1) and under PWM (x2) (ref §1); a reading error shows E, nothing accepted yet A.
+_NAMES_X1 = ("A", "B1", "C1", "D1", "E", "A", "E", "A")
+_NAMES_X2 = ("A", "B2", "C2", "D2", "E", "A", "E", "A")
 
 
 class EvseConfig:
@@ -151,6 +154,13 @@ class Evse:
         # Claims on the offered current (consts.CLAIM_*): MQTT/console, load management,
         # OCPP, grid dimming. CLAIM_NONE_MA until a claim is set; 0 is a pause.
         self.claims = [CLAIM_NONE_MA] * N_CLAIMS
+        # claims[CLAIM_BACKEND], kept by set_claim_ma (the only writer of claims). Not a
+        # property: a class with one makes every attribute store on its instances look
+        # in the class first (~60 us per step on the RP2040).
+        self.backend_ma = CLAIM_NONE_MA
+        # The lowest claim and its id (the first on a tie), kept by set_claim_ma too: the
+        # offer needs it on every step.
+        self._low_claim = (CLAIM_NONE_MA, 0)
         self.limited_by = LIMIT_CONFIG  # what binds the offer (consts.LIMIT_NAMES)
         self._lock_ok = True
         self._trips = [0, 0, 0]  # times of the last trips (ring)
@@ -217,10 +227,6 @@ class Evse:
     def set_backend_limit_ma(self, ma):
         return self.set_claim_ma(CLAIM_BACKEND, ma)
 
-    @property
-    def backend_ma(self):
-        return self.claims[CLAIM_BACKEND]
-
     def set_claim_ma(self, claim, ma):
         """One claim on the offered current: 0 (pause) or 6000..80000 mA (ref §2: below
         6 A no PWM current may be offered); CLAIM_NONE_MA lifts the claim."""
@@ -230,7 +236,12 @@ class Evse:
             return "current limit must be a whole number of mA"
         if ma != 0 and not (MIN_CURRENT_MA <= ma <= MAX_CURRENT_MA):
             return "current limit must be 0 (pause) or 6000..80000 mA"
-        self.claims[claim] = ma
+        c = self.claims
+        c[claim] = ma
+        if claim == CLAIM_BACKEND:
+            self.backend_ma = ma
+        low = min(c)
+        self._low_claim = (low, c.index(low))  # one reference: the step reads it whole
         return None
 
     def limit_name(self):
@@ -285,20 +296,19 @@ class Evse:
             if ticks_diff(now, oldest) <= _LOCKOUT_WINDOW_MS:
                 self.fault |= F_LOCKOUT
 
-    def _allowed_ma(self):
+    def _allowed_ma(self, th):
         """The offer: the minimum of the configured maximum, the cable (ref §4), every
-        claim and the thermal derating (ref §6/§8); limited_by names the one that binds."""
+        claim and the thermal derating th (ref §6/§8, _thermal_update); limited_by names
+        the one that binds."""
         a = self.cfg.max_ma
         by = LIMIT_CONFIG
-        if self._cable_ma and self._cable_ma < a:
-            a = self._cable_ma
+        cable = self._cable_ma
+        if cable and cable < a:
+            a = cable
             by = LIMIT_CABLE
-        c = self.claims
-        for i in range(N_CLAIMS):
-            if c[i] < a:
-                a = c[i]
-                by = i
-        th = self._thermal
+        low = self._low_claim
+        if low[0] < a:
+            a, by = low
         if th:
             t = 0 if th == 3 else max(a // (2 if th == 1 else 4), MIN_CURRENT_MA)
             if t < a:
@@ -310,9 +320,11 @@ class Evse:
         return a
 
     def _thermal_update(self, t):
+        """The derating level for temperature t (0 none, 1 half, 2 quarter, 3 stop), kept
+        in _thermal and returned."""
         if t == TEMP_NONE:
             self._thermal = 0
-            return
+            return 0
         if t >= _T_STOP_DC:
             lvl = 3
         elif t >= _T_QUARTER_DC:
@@ -321,10 +333,12 @@ class Evse:
             lvl = 1
         else:
             lvl = 0
-        if lvl > self._thermal:
-            self._thermal = lvl
-        elif t < _T_RESUME_DC:
-            self._thermal = 0  # resume only well below the thresholds (hysteresis)
+        th = self._thermal
+        if lvl > th:
+            th = self._thermal = lvl
+        elif t < _T_RESUME_DC and th:
+            th = self._thermal = 0  # resume only well below the thresholds (hysteresis)
+        return th
 
     # --- the step: sample -> classify -> faults -> transitions -> outputs -------------
     # Each handler is one rule of the standard (its section named); locals pass between
@@ -339,16 +353,23 @@ class Evse:
         drive_f = out.pilot == PILOT_MINUS12
         if not drive_f:  # while we drive F ourselves the level says nothing
             self._classify(inp, now)
-        self._residual_current(inp, now)
+        # A handler with nothing to do is not called: a call costs ~12 us on the RP2040
+        # (docs/emulator.md "Figures"). Each guard is the handler's own first test.
+        rt = self._rt
+        if rt == _RT_PULSE or rt == _RT_CLEAR or inp.rcd_trip:
+            self._residual_current(inp, now)
         self._mirror_contact(inp, was_closed, now)
         allowed = self._limits(inp, was_closed, now)
-        self._retry(now)
-        want_lock = self._lock(inp, drive_f, now)
-        self._start_rcd_test(was_closed, drive_f, now)
+        if self.fault & _RETRY_FAULTS:
+            self._retry(now)
+        want_lock = self._lock(inp, drive_f, now) if self.cfg.lock_fitted else False
+        if self._rt == _RT_NEEDED:
+            self._start_rcd_test(was_closed, drive_f, now)
         ready = self._ready(allowed, now)
         pilot = self._pilot_mode(ready, now)
         closed = self._contactor(inp, was_closed, pilot, now)
-        self._phase_switch(closed, was_closed, now)
+        if self._phases_target != out.phases:
+            self._phase_switch(closed, was_closed, now)
         self._set_outputs(pilot, closed, allowed, want_lock, drive_f, now)
         return out
 
@@ -356,31 +377,34 @@ class Evse:
         """Pilot level -> state (ref §1: thresholds, debounce in iec61851), plug/unplug
         edges, and the pilot faults: E (ref §1, §8), diode (ref §2), implausible CP,
         D without ventilation (ref §1 state D)."""
-        prev = self.cp.state
+        c = self.cp
+        prev = c.state
         pwm = self.outputs.pilot == PILOT_PWM
-        cp = self.cp.update(inp.cp_high_mv, inp.cp_low_mv, pwm)
+        cp = c.update(inp.cp_high_mv, inp.cp_low_mv, pwm)
         if cp != prev:
             if cp == ST_A:
                 self._new_session()
-            elif (cp == ST_B or cp == ST_C or cp == ST_D) and (prev == ST_A or prev == ST_UNKNOWN):
+            elif ST_B <= cp <= ST_D and (prev == ST_A or prev == ST_UNKNOWN):
                 self._plugged(inp)
-        if self.cp.raw == ST_ERR:
+        raw = c.raw
+        if raw == ST_ERR:
             self._bad_cp += 1
             if self._bad_cp >= _CP_READING_SAMPLES:
                 self._trip(F_CP_READING, now)
-        else:
+        elif self._bad_cp:
             self._bad_cp = 0
-        if cp == ST_E and self.cp.raw == ST_E:  # (a stale E after F needs a fresh sample)
+        if cp == ST_E and raw == ST_E:  # (a stale E after F needs a fresh sample)
             self._trip(F_PILOT_SHORT, now)
-        if self.cp.diode_bad and pwm:
+        if pwm and c.diode_bad:
             self._trip(F_DIODE, now)
         if cp == ST_D and not self.cfg.ventilation:
             self.fault |= F_VENTILATION
-        else:
+        elif self.fault & F_VENTILATION:
             self.fault &= ~F_VENTILATION
 
     def _residual_current(self, inp, now):
-        """RCD (ref §5): a trip any time, except while our own self-test pulses it."""
+        """RCD (ref §5): a trip any time, except while our own self-test pulses it.
+        (step calls it only during a self-test or with the trip input set.)"""
         if self._rt == _RT_PULSE or self._rt == _RT_CLEAR:
             self._rcd_selftest(inp, now)
         elif inp.rcd_trip:
@@ -403,29 +427,32 @@ class Evse:
                 else:
                     self._trip(F_CONTACTOR, now)
                 self._mirror_timing = False
-        else:
+        elif self._mirror_timing:
             self._mirror_timing = False
 
     def _limits(self, inp, was_closed, now):
         """Thermal stop (ref §6/§8), the current to offer, the EV's 5 s to follow a lower
         offer (ref §2) and over-current (ref §8). Returns the current allowed (mA)."""
-        self._thermal_update(inp.temp_dc)
-        if self._thermal == 3:
+        t = inp.temp_dc
+        # Below the first threshold with no derating running nothing changes (TEMP_NONE
+        # is below it too).
+        th = self._thermal_update(t) if t >= _T_HALF_DC or self._thermal else 0
+        if th == 3:
             self.fault |= F_OVERTEMP
-        elif self._thermal == 0:
+        elif th == 0 and self.fault & F_OVERTEMP:
             self.fault &= ~F_OVERTEMP
-        allowed = self._allowed_ma()
+        allowed = self._allowed_ma(th)
         prev = self.outputs.allowed_ma
-        if allowed < prev and was_closed:
+        if was_closed and allowed < prev:
             if not self._grace or prev > self._grace_ref_ma:
                 self._grace_ref_ma = prev
             self._grace = True
             self._grace_until = now
-        if self._grace and ticks_diff(now, self._grace_until) >= _GRACE_MS:
+        elif self._grace and ticks_diff(now, self._grace_until) >= _GRACE_MS:
             self._grace = False
         if was_closed:
             self._overcurrent(inp.current_ma, inp.peak_ma, allowed, now)
-        else:
+        elif self._oc_timing:
             self._oc_timing = False
         return allowed
 
@@ -443,35 +470,34 @@ class Evse:
     def _lock(self, inp, drive_f, now):
         """Socket lock (ref §8): locked while an EV is connected; unlocked in A or 5 s
         into F; a lock that does not reach its position within 1 s is a fault.
-        Returns whether the lock should be engaged."""
-        cfg = self.cfg
-        out = self.outputs
-        want_lock = False
-        if cfg.lock_fitted:
-            if drive_f:
-                want_lock = out.lock and ticks_diff(now, self._f_since) < _F_UNLOCK_MS
-            else:
-                cp = self.cp.state
-                want_lock = cp == ST_B or cp == ST_C or cp == ST_D
-            lfb = inp.lock_fb
-            if lfb >= 0 and (lfb == 1) != out.lock:
-                if not self._lock_timing:
-                    self._lock_timing = True
-                    self._lock_since = now
-                elif ticks_diff(now, self._lock_since) >= _LOCK_MS:
-                    self.fault |= F_LOCK
-            else:
-                self._lock_timing = False
-        self._lock_ok = not cfg.lock_fitted or (out.lock and inp.lock_fb != 0)
+        Called when a lock is fitted (cfg.lock_fitted); returns whether it should be
+        engaged."""
+        locked = self.outputs.lock
+        if drive_f:
+            want_lock = locked and ticks_diff(now, self._f_since) < _F_UNLOCK_MS
+        else:
+            want_lock = ST_B <= self.cp.state <= ST_D
+        lfb = inp.lock_fb
+        if lfb >= 0 and (lfb == 1) != locked:
+            if not self._lock_timing:
+                self._lock_timing = True
+                self._lock_since = now
+            elif ticks_diff(now, self._lock_since) >= _LOCK_MS:
+                self.fault |= F_LOCK
+        elif self._lock_timing:
+            self._lock_timing = False
+        self._lock_ok = locked and lfb != 0
         return want_lock
 
     def _start_rcd_test(self, was_closed, drive_f, now):
         """RCD self-test (ref §5, §8) at boot and for each session before its first close,
         once faults have cleared. It needs an EV in a sample taken this step: while and
         right after F the held state and the last sample are stale."""
-        ev_seen = not drive_f and ST_B <= self.cp.state <= ST_D and ST_B <= self.cp.raw <= ST_D
-        if (self._rt == _RT_NEEDED and not was_closed and (ev_seen or self._boot_test)
-                and not (self.fault & _DRIVE_F_FAULTS)):
+        if was_closed or self.fault & _DRIVE_F_FAULTS:
+            return
+        c = self.cp
+        ev_seen = not drive_f and ST_B <= c.state <= ST_D and ST_B <= c.raw <= ST_D
+        if self._rt == _RT_NEEDED and (ev_seen or self._boot_test):
             self._rt = _RT_PULSE
             self._rt_since = now
             self._rt_redo = False  # this test belongs to the session now plugged in
@@ -481,33 +507,38 @@ class Evse:
         """x2, ready to supply (ref §1 B2/C2): enabled, authorized, at least 6 A to offer
         (ref §2), RCD proven, no phase switch pending, no fault, no minimum off time
         running (ref §8 wear). A resume after charging arms the wake-up (ref §8)."""
-        cfg = self.cfg
         if self._close_blocked and ticks_diff(now, self._no_close_before) >= 0:
             self._close_blocked = False
-        ready = (self.enabled and (self.authorized or not cfg.require_auth)
+        ready = (self.enabled and (self.authorized or not self.cfg.require_auth)
                  and allowed >= MIN_CURRENT_MA and self._rt == _RT_PASSED
                  and self._phases_target == self.outputs.phases
                  and not self.fault and not self._close_blocked)
-        if ready and not self._was_ready and self.cp.state == ST_B and self._charged:
-            self._wake_armed = True
-            self._b2_since = now
-        self._was_ready = ready
+        if ready != self._was_ready:
+            if ready and self.cp.state == ST_B and self._charged:
+                self._wake_armed = True
+                self._b2_since = now
+            self._was_ready = ready
         return ready
 
     def _pilot_mode(self, ready, now):
         """F for a fault (ref §1 state F), PWM when ready with an EV (ref §2), steady
         +12 V otherwise; the wake-up sequence (ref §8, EVerest A.5.3) overrides PWM."""
-        cp = self.cp.state
         if self.fault & _DRIVE_F_FAULTS:
             return PILOT_MINUS12
-        if ready and (cp == ST_B or cp == ST_C or cp == ST_D):
-            self._wake(cp, now)
-            if self._wake_stage == 1:
-                return PILOT_MINUS12
-            if self._wake_stage == 2:
-                return PILOT_PLUS12
+        cp = self.cp.state
+        if ready and ST_B <= cp <= ST_D:
+            if cp == ST_B and self._wake_armed:
+                st = self._wake(now)
+                if st == 1:
+                    return PILOT_MINUS12
+                if st == 2:
+                    return PILOT_PLUS12
+            else:  # no wake-up: the 30 s in B2 count from now
+                self._wake_stage = 0
+                self._b2_since = now
             return PILOT_PWM
-        self._wake_stage = 0
+        if self._wake_stage:
+            self._wake_stage = 0
         return PILOT_PLUS12
 
     def _contactor(self, inp, was_closed, pilot, now):
@@ -515,30 +546,35 @@ class Evse:
         proven, lock engaged and no current flowing (ref §3, §8; DESIGN rule 1). Open at
         once when the EV leaves C/D or a fault comes (ref §3: 100 ms); after PWM off
         (soft stop) give the EV 6 s to go to B first (ref §3 seq. 10.2)."""
-        cp = self.cp.state
-        ev_wants = cp == ST_C or (cp == ST_D and self.cfg.ventilation)
+        c = self.cp
+        cp = c.state
+        cfg = self.cfg
+        ev_wants = cp == ST_C or (cp == ST_D and cfg.ventilation)
         rcd_ok = self._rt == _RT_PASSED
-        if ev_wants and not self.fault and self.cp.diode_ok and self._lock_ok:
+        fault = self.fault
+        if (ev_wants and not fault and c.diode_ok
+                and (not cfg.lock_fitted or self._lock_ok)):
             if not self._c_timing:
                 self._c_timing = True
                 self._c_since = now
-        else:
+        elif self._c_timing:
             self._c_timing = False
         if was_closed:
-            closed = ev_wants and not self.fault and rcd_ok and not self.cp.diode_bad
+            closed = ev_wants and not fault and rcd_ok and not c.diode_bad
             if closed and pilot != PILOT_PWM:
                 if not self._stopping:
                     self._stopping = True
                     self._stop_since = now
                 elif ticks_diff(now, self._stop_since) >= _STOP_WAIT_MS:
                     closed = False
-            else:
+            elif self._stopping:
                 self._stopping = False
         else:
             closed = (pilot == PILOT_PWM and self._c_timing and rcd_ok
                       and ticks_diff(now, self._c_since) >= _C_STABLE_MS
                       and inp.current_ma < _OPEN_CURRENT_MA)  # never close onto a current
-            self._stopping = False
+            if self._stopping:
+                self._stopping = False
         if was_closed and not closed:
             self._opened(cp, pilot, now)
         elif closed and not was_closed:
@@ -559,12 +595,18 @@ class Evse:
     def _set_outputs(self, pilot, closed, allowed, want_lock, drive_f, now):
         """Every output set in one place; duty from the offer (ref §2)."""
         out = self.outputs
-        cp = self.cp.state
-        if pilot == PILOT_MINUS12 and not drive_f:
-            self._f_since = now
         out.pilot = pilot
-        out.duty_pm = duty_pm_from_ma(allowed) if pilot == PILOT_PWM else (
-            1000 if pilot == PILOT_PLUS12 else 0)
+        if pilot == PILOT_PWM:
+            out.duty_pm = duty_pm_from_ma(allowed)
+            out.state = _NAMES_X2[self.cp.state]
+        elif pilot == PILOT_PLUS12:
+            out.duty_pm = 1000
+            out.state = _NAMES_X1[self.cp.state]
+        else:  # PILOT_MINUS12: state F
+            if not drive_f:
+                self._f_since = now
+            out.duty_pm = 0
+            out.state = "F"
         out.contactor = closed
         out.charging = closed
         if self.cfg.lock_fitted:
@@ -572,14 +614,6 @@ class Evse:
         out.rcd_test = self._rt == _RT_PULSE
         out.fault = self.fault
         out.allowed_ma = allowed if allowed >= MIN_CURRENT_MA else 0
-        if pilot == PILOT_MINUS12:
-            out.state = "F"
-        elif cp == ST_B or cp == ST_C or cp == ST_D:
-            out.state = _STATE_NAMES[cp * 2 - 1 + (1 if pilot == PILOT_PWM else 0)]
-        elif cp == ST_E or cp == ST_ERR:
-            out.state = "E"
-        else:
-            out.state = "A"
 
     def _retest_rcd(self):
         if not self.cfg.rcd_fitted:
@@ -629,7 +663,8 @@ class Evse:
         else:
             allowed = self._offer_ma  # pause/stop: the car may draw what it last had
         ref = allowed
-        if self._grace and self._grace_ref_ma > ref:
+        grace = self._grace
+        if grace and self._grace_ref_ma > ref:
             ref = self._grace_ref_ma
         cable = self._cable_ma
         # Hard: far above the limit (1.5x) or the cable (+25 %): open at once (ref §8).
@@ -640,13 +675,13 @@ class Evse:
         margin = allowed // 10
         if margin < _SOFT_OC_MARGIN_MA:
             margin = _SOFT_OC_MARGIN_MA
-        if not self._grace and ma > allowed + margin:
+        if not grace and ma > allowed + margin:
             if not self._oc_timing:
                 self._oc_timing = True
                 self._oc_since = now
             elif ticks_diff(now, self._oc_since) >= _SOFT_OC_MS:
                 self._trip(F_OVERCURRENT, now)
-        else:
+        elif self._oc_timing:
             self._oc_timing = False
 
     def _opened(self, cp, pilot, now):
@@ -671,25 +706,23 @@ class Evse:
             self._no_close_before = t
         self._close_blocked = True
 
-    def _wake(self, cp, now):
-        """Wake-up for cars that do not resume after a pause (ref §8, EVerest A.5.3)."""
-        if cp != ST_B or not self._wake_armed:
-            self._wake_stage = 0
-            self._b2_since = now
-            return
+    def _wake(self, now):
+        """Wake-up for cars that do not resume after a pause (ref §8, EVerest A.5.3): in
+        B2 with the wake-up armed. Returns the stage (0 idle, 1 F, 2 x1)."""
         st = self._wake_stage
         if st == 0:
             if ticks_diff(now, self._b2_since) >= _WAKE_B2_MS:
-                self._wake_stage = 1
+                st = 1
                 self._wake_since = now
         elif st == 1:
             if ticks_diff(now, self._wake_since) >= _WAKE_F_MS:
-                self._wake_stage = 2
+                st = 2
                 self._wake_since = now
         elif ticks_diff(now, self._wake_since) >= _WAKE_X1_MS:
-            self._wake_stage = 0
+            st = 0
             self._wake_armed = False  # at most once per pause
-
+        self._wake_stage = st
+        return st
 
 def fault_names(bits):
     """List of names for a fault bitmask (allocates: for reporting, not the hot path)."""

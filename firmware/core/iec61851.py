@@ -23,6 +23,11 @@ _TH_CD = const(4500)
 _TH_DE = const(1500)
 _THRESHOLDS = (_TH_AB, _TH_BC, _TH_CD, _TH_DE)
 HYSTERESIS_MV = const(400)  # towards the current state (ref §8; Tinkerforge-style)
+# The thresholds as seen from each accepted state (index: ST_*): the one above it is
+# HYSTERESIS_MV lower, the one below it HYSTERESIS_MV higher, so the state is held
+# longer. Computed once: classify() runs on every control tick.
+_TH_FROM = tuple(tuple(t - HYSTERESIS_MV if s == k else t + HYSTERESIS_MV if s == k + 1 else t
+                       for k, t in enumerate(_THRESHOLDS)) for s in range(8))
 # Beyond +-13.5 V nothing on a 12 V +-0.6 V generator can be real (ref §1): a reading error.
 _PLAUSIBLE_MV = const(13500)
 # Diode check: with PWM on, the low half must reach -10.5 V or below (ref §8 "diode check";
@@ -68,23 +73,23 @@ class PilotClassifier:
         """One sample -> state, with hysteresis towards the current state."""
         if high_mv > _PLAUSIBLE_MV or high_mv < -_PLAUSIBLE_MV:
             return ST_ERR
-        s = self.state
-        k = 0
-        for t in _THRESHOLDS:
-            if s == k:
-                t -= HYSTERESIS_MV  # stay in the current (higher) level longer
-            elif s == k + 1:
-                t += HYSTERESIS_MV  # stay in the current (lower) level longer
-            if high_mv >= t:
-                return k
-            k += 1
+        th = _TH_FROM[self.state]
+        if high_mv >= th[0]:
+            return ST_A
+        if high_mv >= th[1]:
+            return ST_B
+        if high_mv >= th[2]:
+            return ST_C
+        if high_mv >= th[3]:
+            return ST_D
         return ST_E
 
     def update(self, high_mv, low_mv, pwm_on):
         """Feed one sample; return the debounced state."""
         r = self.classify(high_mv)
         self.raw = r
-        if r == self.state:
+        s = self.state
+        if r == s:
             self._count = 0
             self._away = 0
         else:
@@ -96,38 +101,42 @@ class PilotClassifier:
                 self._count = 1
             # Leaving a power state counts every sample that is not it, whatever it
             # is (an unplug may read A, then D...); entering a state needs agreement.
-            if (self.state == ST_C or self.state == ST_D) and self._away >= N_LEAVE_POWER:
-                self.state = r
+            if (s == ST_C or s == ST_D) and self._away >= N_LEAVE_POWER:
+                s = self.state = r
                 self._count = 0
                 self._away = 0
             elif self._count >= N_ENTER:
-                self.state = r
+                s = self.state = r
                 self._count = 0
                 self._away = 0
         # Diode: only observable while the PWM's negative half is driven and an EV loads CP.
-        if pwm_on and ST_B <= self.state <= ST_D:
-            if low_mv <= DIODE_MAX_LOW_MV:
-                self._diode_bad = 0
-                self._diode_good += 1
-                if self._diode_good >= N_DIODE:
-                    self.diode_ok = True
-                    self.diode_bad = False
-            else:
-                self._diode_good = 0
-                self._diode_bad += 1
-                if self._diode_bad >= N_DIODE:
-                    self.diode_ok = False
-                    self.diode_bad = True
-        elif not (ST_B <= self.state <= ST_D):
+        # The counters stop at N_DIODE (the verdict): a long session never grows them.
+        if ST_B <= s <= ST_D:
+            if pwm_on:
+                if low_mv <= DIODE_MAX_LOW_MV:
+                    self._diode_bad = 0
+                    if self._diode_good < N_DIODE:
+                        self._diode_good += 1
+                        if self._diode_good >= N_DIODE:
+                            self.diode_ok = True
+                            self.diode_bad = False
+                else:
+                    self._diode_good = 0
+                    if self._diode_bad < N_DIODE:
+                        self._diode_bad += 1
+                        if self._diode_bad >= N_DIODE:
+                            self.diode_ok = False
+                            self.diode_bad = True
+        else:
             # No EV: the next one must prove its diode again.
             self.diode_ok = False
             self.diode_bad = False
             self._diode_good = 0
             self._diode_bad = 0
         # A first sample against C/D or against the diode: the caller may confirm it soon.
-        self.confirming = (((self.state == ST_C or self.state == ST_D) and self._away > 0)
+        self.confirming = (((s == ST_C or s == ST_D) and self._away > 0)
                            or 0 < self._diode_bad < N_DIODE)
-        return self.state
+        return s
 
 
 # --- PWM duty <-> current (ref §2 "EVSE encoding", ref §8 "duty from current") -----------
