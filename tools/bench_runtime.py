@@ -444,7 +444,8 @@ def bench_96k(progress):
     return res
 
 
-PARTS = {"heap96k": bench_96k}  # tools/bench.py runtime.heap96k: this part alone
+PARTS = {"heap96k": bench_96k,  # tools/bench.py runtime.heap96k: this part alone
+         "latency": bench_latency}
 
 
 def run(progress):
