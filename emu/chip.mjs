@@ -16,6 +16,7 @@ import * as flashProgram from './patches/flash-program.mjs';
 import * as watchdogOnce from './patches/watchdog-once.mjs';
 import * as usbCdcNak from './patches/usb-cdc-nak.mjs';
 import * as uartTxintr from './patches/uart-txintr.mjs';
+import * as dualCore from './patches/dual-core.mjs';
 import { World } from './world.mjs';
 
 const HERE = new URL('.', import.meta.url).pathname;
@@ -44,11 +45,24 @@ const bootrom = new Uint32Array(new Uint8Array(fs.readFileSync(HERE + 'bootrom/r
 let flash = arg('flash') && fs.existsSync(arg('flash')) ? new Uint8Array(fs.readFileSync(arg('flash'))) : null;
 if (!flash) flash = uf2Flash(arg('image', HERE + '../tools/rp2/image/micropython-v1.28.0-RPI_PICO.uf2'));
 
+// rp2040js also warns with console.warn, once per access (e.g. "Read from invalid SIO
+// address" in a loop that polls it): counted by message (status "warnings"), the first
+// of each written to stderr, so a polling loop cannot flood the host.
+const warnings = {};
+console.warn = (...a) => {
+  const m = a.join(' ').slice(0, 120);
+  if (m in warnings) warnings[m]++;
+  else if (Object.keys(warnings).length < 50) {
+    warnings[m] = 1;
+    process.stderr.write(m + '\n');
+  }
+};
+
 const world = new World();
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 const cdcSock = new net.Socket({ fd: Number(arg('cdc-fd', 3)), readable: true, writable: true });
 const hostBytes = []; // host -> chip bytes not yet in the CDC FIFO
-let mcu, cdc, epochNs = 0, resets = 0, pendingReset = null;
+let mcu, cdc, dual = null, epochNs = 0, resets = 0, pendingReset = null;
 const flashStats = { erased: 0, programmed: 0 };
 const now = () => epochNs + mcu.clock.nanos;
 
@@ -67,6 +81,11 @@ function powerOn(reason = 0) {
     wd.reason = reason; // machine.reset_cause() reads it after a watchdog reset
   }
   if (!disabled.has('uart-txintr')) for (const u of mcu.uart) uartTxintr.apply(u);
+  dual = disabled.has('dual-core') ? null : dualCore.apply(mcu);
+  // V8: accessors defined on an object (flash-program's onBreak, dual-core's core/ppb)
+  // put it in dictionary mode, and every bus access reads mcu.*: busy code emulated
+  // at half speed (measured). An object used as a prototype is made fast again.
+  Object.create(mcu);
   cdc = new USBCDC(mcu.usbCtrl);
   if (!disabled.has('usb-cdc-nak')) usbCdcNak.apply(cdc);
   cdc.onDeviceConnected = () => out({ ev: 'usb', t: now() });
@@ -82,7 +101,7 @@ function feedHost() {
 
 let running = true, stopped = false, cutAt = null;
 function runSlice() {
-  const core = mcu.core, clock = mcu.clock;
+  const clock = mcu.clock;
   let end = clock.nanos + SLICE_NS;
   if (cutAt) {
     if (now() >= cutAt.t) {
@@ -95,12 +114,36 @@ function runSlice() {
     }
     end = Math.min(end, cutAt.t - epochNs);
   }
+  const c0 = dual ? dual.cores[0] : mcu.core, c1 = dual ? dual.cores[1] : null;
+  // Two cores: each has its own emulated time (t0, t1 ns); the one behind steps next
+  // and the clock (every peripheral, the world) follows the one behind, so each core
+  // runs at 125 MHz of emulated time. A sleeping core (WFE/WFI) or one held in reset
+  // does not hold the clock back; both asleep: the clock jumps to the next alarm.
+  let t0 = clock.nanos, t1 = clock.nanos;
   while (clock.nanos < end && running) {
-    if (core.waiting) {
-      const n = clock.nanosToNextAlarm;
-      clock.tick(n > 0 ? Math.min(n, end - clock.nanos + CYCLE_NS) : CYCLE_NS);
+    const run1 = c1 !== null && !c1.waiting && !dual.held;
+    if (!run1 || c0.waiting) {
+      if (run1) {
+        dual.current = 1;
+        clock.tick(c1.executeInstruction() * CYCLE_NS);
+      } else if (!c0.waiting) {
+        if (dual) dual.current = 0;
+        clock.tick(c0.executeInstruction() * CYCLE_NS);
+      } else {
+        const n = clock.nanosToNextAlarm;
+        clock.tick(n > 0 ? Math.min(n, end - clock.nanos + CYCLE_NS) : CYCLE_NS);
+      }
+      t0 = t1 = clock.nanos;
     } else {
-      clock.tick(core.executeInstruction() * CYCLE_NS);
+      if (t0 <= t1) {
+        dual.current = 0;
+        t0 += c0.executeInstruction() * CYCLE_NS;
+      } else {
+        dual.current = 1;
+        t1 += c1.executeInstruction() * CYCLE_NS;
+      }
+      const behind = t0 < t1 ? t0 : t1;
+      if (behind > clock.nanos) clock.tick(behind - clock.nanos);
     }
     if (pendingReset !== null) {
       const r = pendingReset;
@@ -111,6 +154,7 @@ function runSlice() {
       return;
     }
   }
+  if (dual) dual.current = 0; // between slices (gdb, the control channel): core 0
 }
 
 function loop() {
@@ -122,6 +166,14 @@ function loop() {
   setImmediate(loop);
 }
 
+function coreStatus() {
+  const cs = dual ? dual.cores : [mcu.core];
+  return {
+    pc: cs.map((c) => c.PC >>> 0), waiting: cs.map((c) => c.waiting),
+    ...(dual ? { held: dual.held, sev: dual.sev, fifo_words: dual.words } : {}),
+  };
+}
+
 function saveFlash(path) {
   // Pico flash is 2 MB: save only that, atomically (rename), for a power cut.
   fs.writeFileSync(path + '.tmp', mcu.flash.subarray(0, FLASH_BYTES));
@@ -130,7 +182,7 @@ function saveFlash(path) {
 
 const commands = {
   world: (c) => { world.set(c.set || {}); return { t: now() }; },
-  status: () => ({ t: now(), world: world.status(), flash: flashStats, resets }),
+  status: () => ({ t: now(), world: world.status(), flash: flashStats, resets, cores: coreStatus(), warnings }),
   events: (c) => ({ t: now(), events: world.events.filter((e) => e[0] >= (c.since || 0)) }),
   ticks: (c) => ({ t: now(), ticks: world.ticks.filter((t) => t >= (c.since || 0)) }),
   save_flash: (c) => { saveFlash(c.path); return { t: now() }; },

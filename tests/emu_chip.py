@@ -48,10 +48,10 @@ def deploy(chip):
         chip.bridged = False
 
 
-# rp2040js has one core (no SIO FIFO): _thread.start_new_thread would hang in
-# multicore_launch_core1, so the emulated board runs the single-loop build of the
-# control loop (config control_thread off; docs/emulator.md "Second core").
-SINGLE_CORE = ("import os\n"
+# The single-loop build of the control loop (config control_thread off): what a port
+# without _thread runs; the emulated chip runs the control thread on core 1 otherwise
+# (emu/patches/dual-core.mjs, docs/emulator.md "Second core").
+SINGLE_LOOP = ("import os\n"
                "try:\n    os.mkdir('/store')\nexcept OSError:\n    pass\n"
                "from firmware.services.store import Store\n"
                "from firmware.services.config import Config\n"
@@ -60,24 +60,21 @@ SINGLE_CORE = ("import os\n"
                "s.flush()\n")
 
 
-def single_core(chip):
-    """Set control_thread off in the firmware's store (at the stock REPL, before the
-    firmware's first boot)."""
-    return chip.exec(SINGLE_CORE)
-
-
-def deployed_flash():
-    """Path of a flash image with the stock MicroPython and this tree's firmware."""
+def deployed_flash(single_loop=False):
+    """Path of a flash image with the stock MicroPython and this tree's firmware: its
+    control loop on core 1 (the default), or the single-loop build. One deploy gives both."""
     path = os.path.join(CACHE, "flash-%s.bin" % sources_hash())
-    if not os.path.exists(path):
+    single = os.path.join(CACHE, "flash-single-%s.bin" % sources_hash())
+    if not os.path.exists(single):
         os.makedirs(CACHE, exist_ok=True)
         with Chip() as chip:
             chip.boot()
             r = deploy(chip)
             assert r.returncode == 0, r.stdout + r.stderr
-            single_core(chip)
             chip.save_flash(path)
-    return path
+            chip.exec(SINGLE_LOOP)  # at the stock REPL, before the firmware's first boot
+            chip.save_flash(single)
+    return single if single_loop else path
 
 
 def modules_flash():
@@ -94,9 +91,9 @@ def modules_flash():
     return path
 
 
-def boot_firmware(flash=None):
+def boot_firmware(flash=None, single_loop=False):
     """Power on a chip with the firmware deployed; return it at the console prompt."""
-    chip = Chip(flash=flash or deployed_flash()).start()
+    chip = Chip(flash=flash or deployed_flash(single_loop)).start()
     chip.wait_usb(120)
     chip.write(b"\r")
     chip.wait_text(b"wb> ", 180)

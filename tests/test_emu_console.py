@@ -7,8 +7,8 @@ from scenarios import data, plug_and_charge
 pytestmark = needs_node
 
 
-def test_console_while_charging_keeps_the_loop_period():
-    chip = boot_firmware()
+def _console_while_charging(single_loop):
+    chip = boot_firmware(single_loop=single_loop)
     try:
         plug_and_charge(chip)
         end = chip.now() + 1000 * MS
@@ -17,16 +17,32 @@ def test_console_while_charging_keeps_the_loop_period():
             mark = len(chip.out)
             chip.write(b"\x02\rstatus()\r")  # friendly console, as a technician types
             chip.wait_text(b"wb> ", 60, chip.wait_text(b"loop ", 60, mark))
+            text = bytes(chip.out[mark:]).decode("utf-8", "replace")
             chip.write(b"log(5)\r")
             chip.wait_text(b"wb> ", 60, mark + 10)
             n += 1
         st = data(chip, "status")
         assert n >= 2 and st["state"] == "C2" and st["contactor"] is True
         assert chip.status()["world"]["contactor"] == 1
-        # The emulated chip runs the single-loop build (no core 1 in the harness yet), where
-        # a console command holds the tick while it runs: status() measured 134 ms here,
-        # longer than the standard's 100 ms (docs/emulator.md "Findings"). Bound: the
-        # single-loop console bound of the unix tests; core 1 is what brings it to 10 ms.
-        assert st["max_gap_ms"] < 250, st["max_gap_ms"]
+        return st, text
     finally:
         chip.stop()
+
+
+def test_console_while_charging_keeps_the_loop_period():
+    # The control loop on core 1 (control_thread, the default): the console on core 0
+    # no longer holds it (134 ms single loop, below). What is left: core 0's garbage
+    # collections hold core 1 (it takes the GC lock every tick): 38 ms measured, ~25 ms
+    # of it one gc.collect() (docs/emulator.md "Findings").
+    st, text = _console_while_charging(single_loop=False)
+    assert st["control"] == "thread" and "(control thread)" in text
+    assert st["max_gap_ms"] < 60, st["max_gap_ms"]
+
+
+def test_console_while_charging_single_loop():
+    # The single-loop build (control_thread off): a console command holds the tick
+    # while it runs: status() measured 134 ms here, longer than the standard's 100 ms
+    # (docs/emulator.md "Findings"). Bound: the single-loop console bound of the unix tests.
+    st, text = _console_while_charging(single_loop=True)
+    assert st["control"] == "loop" and "(single loop)" in text
+    assert st["max_gap_ms"] < 250, st["max_gap_ms"]

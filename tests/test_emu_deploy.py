@@ -4,7 +4,7 @@ SHA-256, and after a power cycle the firmware starts from main.py."""
 import os
 import subprocess
 
-from emu_chip import CACHE, Chip, data, deploy, needs_node, single_core, sources_hash
+from emu_chip import CACHE, SINGLE_LOOP, Chip, data, deploy, needs_node, sources_hash
 
 pytestmark = needs_node
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,17 +25,18 @@ def test_wbctl_deploy_verifies_and_the_firmware_starts_from_main_py():
         r = deploy(chip)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "1 of 1 boards OK" in r.stdout and "verified (sha256)" in r.stdout
-        single_core(chip)  # one emulated core: the single-loop control build
         os.makedirs(CACHE, exist_ok=True)
         path = os.path.join(CACHE, "flash-%s.bin" % sources_hash())
         chip.save_flash(path)  # the other emulator tests start from this board
-        mark = len(chip.out)
-        chip.call("reset")  # power cycle: main.py starts the firmware
+        chip.exec(SINGLE_LOOP)  # and its single-loop variant (config control_thread off)
+        chip.save_flash(os.path.join(CACHE, "flash-single-%s.bin" % sources_hash()))
+    with Chip(flash=path) as chip:  # power cycle: main.py starts the firmware
         chip.wait_usb(120)
         chip.write(b"\r")
-        chip.wait_text(b"wb> ", 180, mark)
-        boot = bytes(chip.out[mark:]).decode("utf-8", "replace")
+        chip.wait_text(b"wb> ", 180)
+        boot = bytes(chip.out).decode("utf-8", "replace")
         assert "wallbox fw" in boot and "on rp2040_pico_w" in boot
         st = data(chip, "status")
         assert st["state"] == "A" and not st["faults"] and st["contactor"] is False
         assert st["link"] == "off"  # no network stack on RPI_PICO: shown, not a crash
+        assert st["control"] == "thread"  # the control loop runs on core 1

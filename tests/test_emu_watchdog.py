@@ -1,5 +1,6 @@
 """Watchdog on the emulated RP2040: a hung firmware loop (the console's exec of a
-busy loop blocks every task, control included) stops the feeding; machine.WDT resets
+busy loop blocks every asyncio task on core 0, the feeder included; the control loop
+on core 1 keeps ticking until the reset) stops the feeding; machine.WDT resets
 the chip (WDT_TIMEOUT_MS = 2000 in boards/rp2040_pico_w.py), and the chip comes back
 with the contactor open and the firmware running again from main.py."""
 from emu_chip import MS, needs_node, boot_firmware

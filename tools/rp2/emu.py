@@ -41,9 +41,10 @@ class ChipError(Exception):
 
 
 class Chip:
-    def __init__(self, flash=None, no_patch=(), log=None):
+    def __init__(self, flash=None, no_patch=(), log=None, stderr=None):
         self.flash = flash
         self.no_patch = no_patch
+        self.stderr = stderr  # node's stderr (None: inherited; rp2040js warns there)
         self.log = log  # file-like: the chip's USB CDC output is copied there
         self.out = bytearray()  # everything the chip wrote on USB CDC, while not bridged
         self.events = queue.Queue()
@@ -64,7 +65,7 @@ class Chip:
         for p in self.no_patch:
             args += ["--no-patch", p]
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     cwd=EMU, pass_fds=(child.fileno(),))
+                                     stderr=self.stderr, cwd=EMU, pass_fds=(child.fileno(),))
         child.close()
         self._master, slave = pty.openpty()
         tty.setraw(slave)
