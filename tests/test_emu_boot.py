@@ -82,10 +82,15 @@ SIO, FIFO_ST, FIFO_WR, FIFO_RD = 0xd0000000, 0xd0000050, 0xd0000054, 0xd0000058
 NVIC_ISER, NVIC_ICER = 0xe000e100, 0xe000e180
 
 
-def test_dual_core_patch_thread_runs_on_core_1():
+def _on_stock_chip(code):
+    """Run code at the stock image's REPL; returns (its output, the chip's status)."""
     with Chip() as chip:
         chip.boot()
-        out = chip.exec(
+        return chip.exec(code), chip.status()
+
+
+def test_dual_core_patch_thread_runs_on_core_1():
+    out, status = _on_stock_chip(
             "import _thread, machine, time\n"
             "def run():\n"
             "    r = []\n"
@@ -97,21 +102,19 @@ def test_dual_core_patch_thread_runs_on_core_1():
             "        time.sleep_ms(1)\n"
             "    print(machine.mem32[%d], _thread.get_ident(), machine.mem32[%d], r)\n"
             "run()\n" % (SIO, NVIC_ISER, SIO, NVIC_ISER))
-        cpuid0, ident0, iser0, r = out.split(" ", 3)
-        (cpuid1, ident1, iser1), = eval(r)
-        assert (int(cpuid0), int(ident0)) == (0, 1) and (cpuid1, ident1) == (1, 2)
-        # each core its own NVIC: its own SIO FIFO IRQ (15 core 0, 16 core 1) enabled by
-        # MicroPython's multicore_lockout_victim_init on that core, not the other's
-        assert int(iser0) & (1 << 15) and not int(iser0) & (1 << 16)
-        assert iser1 & (1 << 16) and not iser1 & (1 << 15)
-        st = chip.status()["cores"]
-        assert st["held"] is False and st["fifo_words"][0] >= 6  # the launch: 0 0 1 VTOR SP PC
+    cpuid0, ident0, iser0, r = out.split(" ", 3)
+    (cpuid1, ident1, iser1), = eval(r)
+    assert (int(cpuid0), int(ident0)) == (0, 1) and (cpuid1, ident1) == (1, 2)
+    # each core its own NVIC: its own SIO FIFO IRQ (15 core 0, 16 core 1) enabled by
+    # MicroPython's multicore_lockout_victim_init on that core, not the other's
+    assert int(iser0) & (1 << 15) and not int(iser0) & (1 << 16)
+    assert iser1 & (1 << 16) and not iser1 & (1 << 15)
+    st = status["cores"]
+    assert st["held"] is False and st["fifo_words"][0] >= 6  # the launch: 0 0 1 VTOR SP PC
 
 
 def test_dual_core_patch_fifo_status_and_irq():
-    with Chip() as chip:
-        chip.boot()
-        out = chip.exec(
+    out, _ = _on_stock_chip(
             "import _thread, machine, time\n"
             "m = machine.mem32\n"
             "def run():\n"
@@ -146,19 +149,19 @@ def test_dual_core_patch_fifo_status_and_irq():
             "    time.sleep_ms(1)\n"
             "    print(st1, st0, words, empty, roe, clear, m[%(ST)d])\n"
             "run()\n" % dict(WR=FIFO_WR, RD=FIFO_RD, ST=FIFO_ST, ISER=NVIC_ISER, ICER=NVIC_ICER))
-        st1, rest = out.split("]", 1)
-        st1 = eval(st1 + "]")
-        st0, rest = rest.split("[", 1)
-        words, rest = rest.split("]", 1)
-        empty, roe, clear, after_irq = (int(x) for x in rest.split())
-        VLD, RDY, WOF, ROE = 1, 2, 4, 8
-        # core 1's view: RDY while there is room, none after the 8th word, WOF on the 9th
-        assert [s & RDY for s in st1[:7]] == [RDY] * 7 and st1[7] & RDY == 0
-        assert st1[8] & WOF and st1[9] & WOF == 0
-        assert int(st0) & VLD  # core 0's view: words waiting
-        assert [int(w) for w in words.split(",")] == list(range(100, 108))  # the 9th was dropped
-        assert empty & VLD == 0 and empty & RDY and roe & ROE and clear & ROE == 0
-        assert after_irq & VLD == 0  # SIO_IRQ_PROC0 went to core 0: its handler drained it
+    st1, rest = out.split("]", 1)
+    st1 = eval(st1 + "]")
+    st0, rest = rest.split("[", 1)
+    words, rest = rest.split("]", 1)
+    empty, roe, clear, after_irq = (int(x) for x in rest.split())
+    VLD, RDY, WOF, ROE = 1, 2, 4, 8
+    # core 1's view: RDY while there is room, none after the 8th word, WOF on the 9th
+    assert [s & RDY for s in st1[:7]] == [RDY] * 7 and st1[7] & RDY == 0
+    assert st1[8] & WOF and st1[9] & WOF == 0
+    assert int(st0) & VLD  # core 0's view: words waiting
+    assert [int(w) for w in words.split(",")] == list(range(100, 108))  # the 9th was dropped
+    assert empty & VLD == 0 and empty & RDY and roe & ROE and clear & ROE == 0
+    assert after_irq & VLD == 0  # SIO_IRQ_PROC0 went to core 0: its handler drained it
 
 
 def test_dual_core_patch_divider_and_interpolator_per_core():
@@ -166,9 +169,7 @@ def test_dual_core_patch_divider_and_interpolator_per_core():
     # cores; the SDK saves its state only against interrupts of the same core) and its
     # own interpolators. Operands written on core 1, then others on core 0: core 1 still
     # reads its own quotient.
-    with Chip() as chip:
-        chip.boot()
-        out = chip.exec(
+    out, _ = _on_stock_chip(
             "import _thread, machine\n"
             "m = machine.mem32\n"
             "def run():\n"
@@ -194,7 +195,7 @@ def test_dual_core_patch_divider_and_interpolator_per_core():
             "    print(m[%(REMAINDER)d], m[%(QUOTIENT)d], m[%(ACCUM0)d], *r)\n"
             "run()\n" % dict(DIVIDEND=SIO + 0x60, DIVISOR=SIO + 0x64, QUOTIENT=SIO + 0x70,
                              REMAINDER=SIO + 0x74, ACCUM0=SIO + 0x80))
-        assert out.split() == ["7", "7", "9", "6", "142", "5"]
+    assert out.split() == ["7", "7", "9", "6", "142", "5"]
 
 
 def test_dual_core_patch_flash_writes_lock_core_1_out():

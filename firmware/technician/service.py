@@ -104,9 +104,9 @@ class Service:
             line = getattr(f, "line", None)
             if line is not None:
                 print(line())
-        print("loop      %d ms period  %d ticks  max gap %d ms  free %d B  (%s)" % (
-            rt.period_ms, s["ticks"], s["max_gap_ms"], s["mem_free"],
-            "control thread" if rt.threaded else "single loop"))
+        print("loop      %d ms period  %s  %d ticks  max gap %d ms  free %d B" % (
+            rt.period_ms, "thread" if rt.threaded else "single", s["ticks"], s["max_gap_ms"],
+            s["mem_free"]))
 
     def faults(self):
         e = self.rt.evse
