@@ -227,7 +227,7 @@ if (arg('gdb')) {
     execute() { running = true; },
     stop() { running = false; },
   };
-  const { GDBTCPServer } = await import('rp2040js/dist/esm/gdb/gdb-tcp-server.js');
+  const { GDBTCPServer } = await import('rp2040js/gdb-tcp-server');
   const gdb = new GDBTCPServer(sim, Number(arg('gdb')));
   running = false; // wait for gdb's "continue"
   out({ ev: 'gdb', port: gdb.port });

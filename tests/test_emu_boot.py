@@ -245,3 +245,38 @@ def test_without_the_dual_core_patch_start_new_thread_hangs():
         st = chip.status()
         assert "held" not in st["cores"]  # one core
         assert st["warnings"].get("Read from invalid SIO address: 50", 0) > 1000
+
+
+def test_gdb_server_answers_at_the_reset_vector():
+    """`node emu/chip.mjs --gdb PORT` (docs/emulator.md) serves gdb's remote protocol: the
+    chip waits halted, '?' answers a stop, 'g' reads core 0's registers."""
+    import json
+    import socket
+    import time
+    a, b = socket.socketpair()
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    emu = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "emu")
+    p = subprocess.Popen(["node", "chip.mjs", "--gdb", str(port), "--cdc-fd", str(b.fileno())],
+                         cwd=emu, pass_fds=(b.fileno(),), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        evs = []
+        while not evs or evs[-1].get("ev") != "gdb":
+            line = p.stdout.readline()
+            assert line, "chip.mjs ended: %s" % p.stderr.read()[-500:]
+            evs.append(json.loads(line))
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        got = b""
+        s.sendall(b"$?#3f")
+        end = time.monotonic() + 30
+        while b"#" not in got.lstrip(b"+") and time.monotonic() < end:
+            got += s.recv(100)
+        assert b"$S05" in got, got  # stopped (SIGTRAP), waiting for "continue"
+        s.close()
+    finally:
+        p.kill()
+        p.wait()
+        a.close()
+        b.close()
