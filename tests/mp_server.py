@@ -4,6 +4,7 @@
 #   \x02{"ok": true, "result": <result>}   or   \x02{"ok": false, "tb": "<traceback>"}
 # Module state (imports, globals set by `code` via `G`) persists between requests,
 # so many small test cases share one process.
+import gc
 import sys
 import json
 import io
@@ -20,6 +21,9 @@ def _serve():
             req = json.loads(line)
             ns = {"data": req.get("data"), "result": None, "G": G}
             exec(req["code"], ns)
+            # collect the case's garbage first: the shared process's heap, fragmented by
+            # it, once had no contiguous block for a 20 KB result (MemoryError in CI)
+            gc.collect()
             out = json.dumps({"ok": True, "result": ns["result"]})
         except Exception as e:  # report every failure with its MicroPython traceback
             buf = io.StringIO()
