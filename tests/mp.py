@@ -15,8 +15,23 @@ FAKES = os.path.join(ROOT, "tests", "fakes")
 DEVICE_TESTLIB = os.path.join(ROOT, "tests", "device")  # device-side test helpers
 
 
-def micropython_bin():
-    """Path of the unix port: the venv's first, then PATH."""
+# The 32-bit unix port (tools/mp32/build.sh, committed with its manifest): 4-byte words,
+# 16-byte GC blocks and 31-bit small ints like the ESP32/RP2040, where the PyPI port is
+# 64-bit. vm="mp32" (or WALLBOX_VM=mp32 for everything that does not name a vm) runs on it.
+MP32 = os.path.join(ROOT, "tools", "mp32", "micropython-v1.28.0-unix-x86")
+VMS = ("pypi", "mp32")
+
+
+def micropython_bin(vm=None):
+    """Path of the unix port. vm: "pypi" (default: the venv's PyPI port, then PATH) or
+    "mp32" (the committed 32-bit port); None: $WALLBOX_VM, else "pypi"."""
+    vm = vm or os.environ.get("WALLBOX_VM") or "pypi"
+    if vm not in VMS:
+        raise RuntimeError("unknown vm %r: one of %s" % (vm, ", ".join(VMS)))
+    if vm == "mp32":
+        if not os.access(MP32, os.X_OK):
+            raise RuntimeError("32-bit unix port missing: " + MP32)
+        return MP32
     venv = os.path.join(ROOT, ".venv", "bin", "micropython")
     if os.path.exists(venv):
         return venv
@@ -43,8 +58,8 @@ class MicroPythonError(AssertionError):
 
 
 class MicroPython:
-    def __init__(self, fakes=False, heapsize=None, extra_path=()):
-        args = [micropython_bin()]
+    def __init__(self, fakes=False, heapsize=None, extra_path=(), vm=None):
+        args = [micropython_bin(vm)]
         if heapsize:
             args += ["-X", "heapsize=%s" % heapsize]
         args.append(os.path.join(ROOT, "tests", "mp_server.py"))
@@ -85,10 +100,10 @@ class MicroPython:
                 self.proc.wait()
 
 
-def run_script(source, fakes=False, heapsize=None, timeout=60, args=()):
+def run_script(source, fakes=False, heapsize=None, timeout=60, args=(), vm=None):
     """Run `source` in a fresh micropython process; return stdout. Raise
     MicroPythonError with the traceback if it fails."""
-    cmd = [micropython_bin()]
+    cmd = [micropython_bin(vm)]
     if heapsize:
         cmd += ["-X", "heapsize=%s" % heapsize]
     cmd += ["-c", source] + list(args)

@@ -25,23 +25,8 @@ MBED_URL=Mbed-TLS+mbedtls;               MBED_REV=107ea89daaefb9867ea9121002fbbd
 MPLIB_URL=micropython+micropython-lib;   MPLIB_REV=8380c7bb8f9e5e5260e9539156742925e00366b2
 BOARD=RPI_PICO
 
-checkout() {  # checkout <mirror> <rev> <dest>: the tree of <rev>, no .git
-  local g="$MIRRORS/$1/repo" idx="$WORK/index.$1"
-  rm -rf "$3"; mkdir -p "$3"
-  GIT_INDEX_FILE=$idx git -C "$g" read-tree "$2"
-  # A few blobs are absent from the mirrors (an RP2350 .svd, an mbedtls generated
-  # test file); none is used for RP2040: leave them out rather than fail.
-  GIT_INDEX_FILE=$idx git -C "$g" ls-files -s | awk '$1!="160000"{print $2}' |
-    git -C "$g" cat-file --batch-check | awk '$2=="missing"{print $1}' |
-    while read -r o; do
-      GIT_INDEX_FILE=$idx git -C "$g" ls-files -s | awk -v o="$o" '$2==o{print $4}'
-    done | while read -r p; do
-      echo "  (absent from mirror, skipped: $1 $p)"
-      GIT_INDEX_FILE=$idx git -C "$g" rm -q --cached -- "$p"
-    done
-  GIT_INDEX_FILE=$idx git -C "$g" --work-tree="$3" checkout-index -a -f
-  rm -f "$idx"
-}
+# shellcheck source=../mirror_checkout.sh
+. "$HERE/../mirror_checkout.sh"
 
 rm -rf "$WORK"; mkdir -p "$WORK"
 checkout $MP_URL $MP_REV "$WORK/mp"
@@ -54,10 +39,7 @@ rm -rf "$WORK/mp/lib/pico-sdk/lib/tinyusb"
 ln -s ../../tinyusb "$WORK/mp/lib/pico-sdk/lib/tinyusb"
 
 cd "$WORK/mp"
-# A tarball has no git metadata: give the banner the release tag, not "-dirty".
-git init -q . && git add -A >/dev/null 2>&1 && \
-  git -c user.name=build -c user.email=build@local commit -q -m "v1.28.0" && \
-  git tag v1.28.0
+tag_release . v1.28.0
 
 # Reproducible banner date: the release commit date, not today.
 export SOURCE_DATE_EPOCH=$(git -C "$MIRRORS/$MP_URL/repo" log -1 --format=%ct $MP_REV)
