@@ -19,14 +19,16 @@
 #   {"op": "exit"}                                stop the firmware (outputs safe)
 import asyncio
 import gc
+import io
 import json
 import time
 
-try:
-    import micropython
-except ImportError:  # pragma: no cover
-    micropython = None
+import micropython
+from micropython import const
 
+_OUT_BYTES = const(256)  # a reply's piece (_Out)
+_IPPROTO_TCP = const(6)  # Linux
+_TCP_NODELAY = const(1)
 
 
 class _LazyCommands:
@@ -74,7 +76,7 @@ def _stats(rt):
          "task_errors": st.task_errors, "last_error": st.last_error,
          "mem_alloc": gc.mem_alloc(), "mem_free": gc.mem_free(),
          "store_writes": rt.store.writes, "gap_hist": st.gap_hist}
-    if micropython is not None and hasattr(micropython, "mem_peak"):
+    if hasattr(micropython, "mem_peak"):
         d["mem_peak"] = micropython.mem_peak()
     return d
 
@@ -163,7 +165,41 @@ def _handle(rt, cmds, req):
     return {"err": "unknown op %r" % op}
 
 
+class _Out(io.IOBase):
+    """json.dump's sink: a reply leaves in pieces through one small buffer made when the
+    client connects, so no reply needs a contiguous block of its size (a "read" reply is
+    ~1.2 KB: in a small, fragmented heap json.dumps found no block for it)."""
+
+    def __init__(self, writer):
+        self.w = writer
+        self.buf = bytearray(_OUT_BYTES)
+        self.mv = memoryview(self.buf)
+        self.n = 0
+
+    def write(self, b):
+        n, i = len(b), 0
+        while i < n:
+            k = min(n - i, _OUT_BYTES - self.n)
+            self.mv[self.n:self.n + k] = b if k == n else memoryview(b)[i:i + k]
+            self.n += k
+            i += k
+            if self.n == _OUT_BYTES:
+                self.flush()
+        return n
+
+    def flush(self):
+        if self.n:
+            # the stream copies what the socket does not take at once (loopback: rare)
+            self.w.write(self.mv[:self.n])
+            self.n = 0
+
+
 async def _client(rt, cmds, reader, writer):
+    # Several writes per reply: without TCP_NODELAY they would meet Nagle's algorithm and
+    # the host's delayed ACK, ~40 ms per request, which skewed every device-clock schedule
+    # the harness made.
+    writer.s.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
+    out = _Out(writer)
     try:
         while True:
             line = await reader.readline()
@@ -171,6 +207,7 @@ async def _client(rt, cmds, reader, writer):
                 break
             try:
                 req = json.loads(line)
+                line = None
                 rep = handle(rt, cmds, req)
                 if "err" in rep and rep["err"]:
                     rep["ok"] = False
@@ -179,13 +216,10 @@ async def _client(rt, cmds, reader, writer):
                     rep["ok"] = True
             except Exception as ex:  # a bad request never stops the bench
                 rep = {"ok": False, "err": "%s: %s" % (type(ex).__name__, ex)}
-            # One write per reply: two small writes (JSON, then the newline) meet Nagle's
-            # algorithm and the host's delayed ACK, ~40 ms per request, which skewed every
-            # device-clock schedule the harness made. One copy (str + newline) only.
-            line = json.dumps(rep) + "\n"
-            rep = None
-            writer.write(line)
-            line = None
+            json.dump(rep, out)
+            rep = req = None
+            out.write(b"\n")
+            out.flush()
             await writer.drain()
     finally:
         writer.close()
