@@ -10,11 +10,10 @@ import latency  # noqa: E402
 import romfs  # noqa: E402
 from simbench import SimBench  # noqa: E402
 
-# A heap the whole session fits in (the 96 KB target is the bench's: runtime.heap96k), small
-# enough that image + live heap would not: this test checks where the code lives. ~85 KB
-# live at boot (docs/design-notes.md, Memory): 112 KB passes in the bench, 128 KB leaves a
-# margin for fragmentation (the bench's 104k run failed on it).
-HEAP_KB = 128
+# The 96 KB heap (bench: runtime.heap96k): image + live heap would not fit it
+# together, so this test checks where the code lives, and that a whole session runs in it
+# (~85 KB live at boot on this 64-bit port, docs/design-notes.md, Memory).
+HEAP_KB = 96
 
 
 def test_session_from_romfs_outside_heap(tmp_path):
@@ -27,10 +26,10 @@ def test_session_from_romfs_outside_heap(tmp_path):
         assert start + size > HEAP_KB * 1024, (start, size)
         b.set(**latency.BENCH_WORLD)
         b.plug()
-        latency.charge(b)
+        latency.charge(b, timeout=60)
         b.unplug()
-        b.wait_state("A", timeout=5)
-        b.wait_for(lambda r: b.sessions()["open"] is None, timeout=3)
+        b.wait_state("A", timeout=30)
+        b.wait_for(lambda r: b.sessions()["open"] is None, timeout=30)
         rec = b.sessions()["sessions"][-1]
         assert rec["reason"] == "unplug"
         assert b.stats()["task_errors"] == 0 and b.alive()
