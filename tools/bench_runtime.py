@@ -367,9 +367,10 @@ def _heap_breakdown(progress, img, heapsize="160k"):
            "how": "romboot WALLBOX_HEAP_TRACE: per import statement, gc.mem_alloc() after a "
                   "collection before and after (self = without nested imports; a module "
                   "whose import made the qstr pool grow carries the new pool); steps: the "
-                  "same around each boot step of tools/romboot.py _STEPS, without the "
+                  "same around each boot step of tools/romflash.py _STEPS, without the "
                   "imports it made; rest = what the running tasks, the control thread, the "
-                  "sim bench's connection and the session built; structures: hal/simctl.py "
+                  "sim bench's connection and the session built, and the tracer itself "
+                  "(tools/romflash.py stays loaded only in a traced run); structures: hal/simctl.py "
                   "heapmap at boot. sim_only: modules %s and steps %s (a board has its own "
                   "drivers instead of the sim's world)" % (", ".join(_SIM_MODULES),
                                                           ", ".join(_SIM_STEPS))}
