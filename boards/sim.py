@@ -28,7 +28,7 @@ def build(hw):
 
 def tasks(rt, opts):
     """The sim bench's control channel (hal/simctl.py) when --sim-port is given; the
-    composition root (firmware/app.py) runs what a board returns here."""
+    composition root (firmware/startup.py) runs what a board returns here."""
     c = rt.config  # load management on the sim: the house's SDM630 and grid relay
     if c.peek("mains_source") == "modbus" or c.peek("dim_source") == "input":
         from hal import sim_house

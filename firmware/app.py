@@ -5,133 +5,46 @@
 # (the unix port dies with "FATAL: uncaught NLR" on an argument of 256 bytes or more:
 # a longer config goes in a file, --config-file, as tools/simbench.py does)
 # Whatever happens, the outputs end safe (contactor open, pilot off) before anything else.
+# The boot-only code (options, composition, the task list, FEATURES) is
+# firmware/startup.py, dropped once the tasks are made.
 import asyncio
-import gc
-import json
-import os
 import sys
-import time
 
-import boards
-from firmware.services.config import Config
-from firmware.services.runtime import Runtime, VERSION
-from firmware.services.store import Store
+from firmware import startup as _startup  # noqa: F401 (imported with the app: see startup.py)
+from firmware.services.runtime import VERSION
 
-SAFE_FLAG = "safemode"  # a file of this name in the data dir: boot into safe mode
+del _startup
 
 
-def _options(argv):
-    opts = {"data": "/store" if sys.platform != "linux" else "store",
-            "board": None, "sim_port": 0, "config": None, "config_file": None, "console": True,
-            "safe": False}
-    i = 1
-    while i < len(argv):
-        a = argv[i]
-        val = argv[i + 1] if i + 1 < len(argv) else None
-        if a == "--data":
-            opts["data"] = val
-        elif a == "--board":
-            opts["board"] = val
-        elif a == "--sim-port":
-            opts["sim_port"] = int(val)
-        elif a == "--config":
-            opts["config"] = val
-        elif a == "--config-file":
-            opts["config_file"] = val
-        elif a == "--no-console":
-            opts["console"] = False
-            i -= 1
-        elif a == "--safe":
-            opts["safe"] = True
-            i -= 1
-        else:
-            print("unknown option %r: see firmware/app.py" % a)
-            i -= 1
-        i += 2
-    return opts
+def _startup_module():
+    from firmware import startup
+    return startup
 
 
-def _mkdirs(path):
-    p = ""
-    for part in path.split("/"):
-        if not part:
-            p = "/" if not p else p
-            continue
-        p = p + ("/" if p and p[-1] != "/" else "") + part
-        try:
-            os.mkdir(p)
-        except OSError:
-            pass
-
-
-def _read(path):
-    if not path:
-        return None
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError as ex:
-        print("config rejected: --config-file %s: %s" % (path, ex))
-        return None
-
-
-def build(opts):
-    """Store, config, board and runtime, ready to run (no task started)."""
-    _mkdirs(opts["data"])
-    store = Store(opts["data"])
-    config = Config(store)
-    given = (("--config", opts.get("config")), ("--config-file", _read(opts.get("config_file"))))
-    for opt, text in given:
-        if text:
-            try:
-                err = config.update(json.loads(text))
-            except ValueError as ex:
-                err = "%s is not JSON: %s" % (opt, ex)
-            if err:
-                print("config rejected:", err)
-    store.dev_id = config.get("id")
-    for name, why in store.problems:
-        print("store: %s was unreadable (%s): using defaults" % (name, why))
-    board = boards.load(opts["board"] or config.get("board") or None)
-    hw = boards.build(board, wifi=_wifi(config))
-    store.boot("fw %s board %s" % (VERSION, board.NAME))
-    rt = Runtime(hw, store, config)
-    rt.board = board
-    rt.board_name = board.NAME
-    return rt
-
-
-def _wifi(config):
-    ssid = config.get("wifi_ssid")
-    return (ssid, config.get("wifi_password")) if ssid else None
-
-
-def safe_mode_requested(opts, hw):
-    if opts["safe"]:
-        return True
-    try:
-        os.stat(opts["data"] + "/" + SAFE_FLAG)
-        return True
-    except OSError:
-        pass
-    b = hw.button
-    return b is not None and b.pressed()
+def _drop_startup():
+    """Forget firmware/startup.py: nothing holds its functions once the tasks are made."""
+    sys.modules.pop("firmware.startup", None)
+    pkg = sys.modules.get("firmware")
+    if pkg is not None and "startup" in pkg.__dict__:
+        delattr(pkg, "startup")
 
 
 def main(argv=None):
-    opts = _options(argv if argv is not None else getattr(sys, "argv", []))
+    su = _startup_module()
+    opts = su.options(argv if argv is not None else getattr(sys, "argv", []))
     rt = None
     try:
-        rt = build(opts)
-        if safe_mode_requested(opts, rt.hw):
+        rt = su.build(opts)
+        if su.safe_mode_requested(opts, rt.hw):
             rt.hw.safe()
             rt.store.event("safe_mode", "application not started", 0)
             rt.store.flush()
             print("SAFE MODE: outputs off, application not started. Remove '%s/%s' or"
-                  " release the button and reset to run the firmware." % (opts["data"], SAFE_FLAG))
+                  " release the button and reset to run the firmware." % (opts["data"], su.SAFE_FLAG))
             if opts["console"]:
                 asyncio.run(_run_safe(rt, opts))
             return rt
+        su = None
         asyncio.run(_run(rt, opts))
     except KeyboardInterrupt:
         print("stopped (Ctrl-C): outputs safe")
@@ -145,74 +58,9 @@ def main(argv=None):
     return rt
 
 
-# Optional features: (module, config key that turns it on). A feature is imported only when
-# its key is set, so an unconfigured one costs no heap (the 96 KB and RP2040 images rely on
-# this). The module has start(rt) -> [(name, factory)], and may put an object with a
-# status() method in rt.features[name] (status() shows it). A missing module (a build that
-# left it out, a port without socket) is reported and skipped, never a crash.
-FEATURES = (
-    ("firmware.links.ocpp", "ocpp_url"),
-    ("firmware.links.ota_feature", "ota"),  # signed A/B updates (docs/ota.md)
-    ("firmware.links.web", "web_port"),
-    ("firmware.links.lm_link", "lm_mode"),  # load management (docs/load-management.md),
-    ("firmware.links.lm_link", "mains_source"),  # on when any of its keys is set
-    ("firmware.links.lm_link", "dim_source"),
-    ("firmware.links.lm_link", "group_id"),
-)
-
-
-def _feature_tasks(rt):
-    out = []
-    for mod, key in FEATURES:
-        v = rt.config.peek(key)  # (an extension key never set is at its default: off)
-        if not v or v == "off" or v == "none":
-            continue
-        try:
-            m = __import__(mod, None, None, ("start",))
-            out.extend(m.start(rt))
-        except (ImportError, MemoryError) as ex:  # left out of the build, or no heap for it
-            print("%s not available in this build (%r): %s stays off" % (mod, ex, key))
-            rt.store.event("feature_missing", mod, 0)
-    return out
-
-
-def _board_tasks(rt, opts):
-    """Tasks the board itself brings (boards/sim.py: the sim bench's control channel)."""
-    fn = getattr(rt.board, "tasks", None)
-    return fn(rt, opts) if fn is not None else ()
-
-
-def _have(module):
-    try:
-        __import__(module)
-        return True
-    except ImportError:
-        return False
-
-
 async def _run(rt, opts):
-    extra = []
-    extra.extend(_board_tasks(rt, opts))
-    extra.extend(_feature_tasks(rt))
-    if rt.config.get("mqtt_host") and not _have("socket"):
-        # The plain-Pico image has no socket: importing the link's chain only to fail at
-        # its transport costs the heap the console needs (MemoryError on the emulated
-        # RP2040). No network: charge without it.
-        print("MQTT link not available in this build: no socket module")
-    elif rt.config.get("mqtt_host"):
-        try:
-            gc.collect()
-            from firmware.links import mqtt_link as link
-            rt.link = link.Link(rt)
-            extra.append(("link", rt.link.run))
-        except (ImportError, MemoryError) as ex:
-            # No socket module (the plain-Pico image), or no heap for the link: charge
-            # without it (found on the emulated RP2040: MemoryError, not ImportError, when
-            # mqtt_host was set on RPI_PICO), never a crash.
-            rt.link = None
-            print("MQTT link not available in this build: %r" % (ex,))
-    if rt.hw.wifi is not None:
-        extra.append(("wifi", rt.hw.wifi.run))
+    extra = _startup_module().tasks(rt, opts)
+    _drop_startup()
     if opts["console"]:
         try:
             from firmware.technician import console
@@ -235,7 +83,7 @@ async def _run_safe(rt, opts):
         from firmware.technician import console
     except ImportError:
         return
-    for _, factory in _board_tasks(rt, opts):
+    for _, factory in _startup_module()._board_tasks(rt, opts):
         asyncio.create_task(factory())
     task = asyncio.create_task(console.run(rt, True))
     while not rt.stopped and not task.done():

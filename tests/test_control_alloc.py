@@ -5,8 +5,8 @@ board under micropython.heap_lock(), through charging, an unplug and a plug-in."
 
 CODE = """
 import micropython, time
-from firmware import app
-rt = app.build({"data": data, "board": "sim", "sim_port": 0, "console": False, "safe": False,
+from firmware import startup
+rt = startup.build({"data": data, "board": "sim", "sim_port": 0, "console": False, "safe": False,
                 "config": '{"min_off_s": 0, "ev_off_s": 0}'})
 w = rt.hw.world
 w.delay_ms = 0

@@ -1,4 +1,4 @@
-"""The button held at power-on boots into safe mode (firmware/app.py safe_mode_requested):
+"""The button held at power-on boots into safe mode (firmware/startup.py safe_mode_requested):
 the sim bench holds it from boot (SimBench(world=...), boards/sim.py)."""
 import time
 

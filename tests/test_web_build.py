@@ -35,7 +35,7 @@ def test_page_needs_nothing_from_outside():
 def test_web_is_not_imported_while_web_port_is_off():
     out = run_script(
         "import sys, json\n"
-        "from firmware import app\n"
+        "from firmware import startup as app\n"
         "from firmware.services.config import Config\n"
         "c = Config()\n"
         "on = [m for m, k in app.FEATURES if c.get(k)]\n"

@@ -14,7 +14,7 @@
 #      stay in the image (executed in place, as from a board's ROMFS partition); function
 #      objects, raw-code records, the qstr pool, module dicts and all data use the heap.
 # The code that does it is tools/romflash.py, dropped before main starts.
-# argv is passed through unchanged (firmware/app.py reads the options after argv[0]).
+# argv is passed through unchanged (firmware/startup.py reads the options after argv[0]).
 import gc
 import os
 import sys

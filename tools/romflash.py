@@ -53,11 +53,11 @@ def boot(path):
 
 
 # The boot steps whose heap WALLBOX_HEAP_TRACE reports, as (module, attribute, label): the
-# app's composition root (firmware/app.py) calls each of them once at boot.
-_STEPS = (("firmware.app", "Store", "Store()"), ("firmware.app", "Config", "Config()"),
-          ("boards", "build", "boards.build"), ("firmware.app", "Runtime", "Runtime()"),
-          ("firmware.app", "_board_tasks", "board_tasks"),
-          ("firmware.app", "_feature_tasks", "feature_tasks"))
+# app's composition root (firmware/startup.py) calls each of them once at boot.
+_STEPS = (("firmware.startup", "Store", "Store()"), ("firmware.startup", "Config", "Config()"),
+          ("boards", "build", "boards.build"), ("firmware.startup", "Runtime", "Runtime()"),
+          ("firmware.startup", "_board_tasks", "board_tasks"),
+          ("firmware.startup", "_feature_tasks", "feature_tasks"))
 
 
 def trace_imports():

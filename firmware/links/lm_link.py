@@ -1,4 +1,4 @@
-# Load management's feature entry (firmware/app.py FEATURES) and its MQTT side: starts the
+# Load management's feature entry (firmware/startup.py FEATURES) and its MQTT side: starts the
 # service (firmware/services/mains.py), takes set/mains, set/dim and set/<lm key> through the
 # link's set hooks, publishes <base>/lm/status (retained JSON) and adds its Home Assistant
 # entities (mode select, mains currents, surplus, binding limit, dimming) through
@@ -107,7 +107,7 @@ class LmLink:
 
     async def run(self):
         rt = self.rt
-        while rt.link is None:  # the link is built after the feature tasks (app._run)
+        while rt.link is None:  # the link is built after the feature tasks (startup.tasks)
             await asyncio.sleep_ms(_POLL_MS)
         self.link = rt.link
         self._hooks(self.link)

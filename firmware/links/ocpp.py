@@ -1000,7 +1000,7 @@ def _fw():
 
 
 def start(rt):
-    """app.FEATURES entry: imported only when ocpp_url is set."""
+    """startup.FEATURES entry: imported only when ocpp_url is set."""
     o = Ocpp(rt)
     rt.features["ocpp"] = o
     return [("ocpp", o.run)]

@@ -1,4 +1,4 @@
-# The OTA feature (firmware/app.py FEATURES, config `ota`): builds the update manager
+# The OTA feature (firmware/startup.py FEATURES, config `ota`): builds the update manager
 # (firmware/services/ota.py) and gives it the HTTP client; once the app has created the MQTT
 # link, wires the manager to it (firmware/links/ota_mqtt.py: commands, state topic, HA
 # entity). The glue is imported only then: a box without a link does not carry it (~2 KB of

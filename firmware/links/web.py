@@ -1,6 +1,6 @@
 # The local web page (docs/web.md): one gzip page (firmware/links/web_assets.py, built from
 # web/ by tools/web_assets.py), a JSON API and a Server-Sent Events stream of the live state.
-# Turned on by config web_port (firmware/app.py FEATURES): nothing here is imported otherwise.
+# Turned on by config web_port (firmware/startup.py FEATURES): nothing here is imported otherwise.
 #
 # Every change goes through the same paths as the console and MQTT: commands through
 # firmware/links/commands.py, settings through Config (config.parse/check), with their error

@@ -348,7 +348,7 @@ class Config:
 
     def peek(self, key, default=None):
         """The value if set, loaded or read, else the default of a SCHEMA key, else
-        `default`, without looking up an extension schema (firmware/app.py FEATURES: an
+        `default`, without looking up an extension schema (firmware/startup.py FEATURES: an
         unset feature key is off)."""
         v = self._v
         if key in v:

@@ -147,7 +147,7 @@ class Runtime:
         self._seen_closes = 0
         self._seen_opens = 0
         self._ct_ma = hw.current.ma if hw.current is not None else None
-        self.features = {}  # name -> object with status(): optional features (app.FEATURES)
+        self.features = {}  # name -> object with status(): optional features (startup.FEATURES)
         self.link = None  # the backend link, when configured (firmware/links/mqtt_link.py)
         self.tasks = {}
         self.stopped = False
@@ -650,6 +650,6 @@ class Runtime:
             "link": self.link.status() if self.link is not None else "off",
             "mem_free": gc.mem_free(),
         }
-        for name, f in self.features.items():  # optional features (firmware/app.py FEATURES)
+        for name, f in self.features.items():  # optional features (firmware/startup.py FEATURES)
             st[name] = f.status()
         return st
