@@ -370,7 +370,9 @@ def _heap_breakdown(progress, img, heapsize="160k"):
                   "same around each boot step of tools/romflash.py _STEPS, without the "
                   "imports it made; rest = what the running tasks, the control thread, the "
                   "sim bench's connection and the session built, and the tracer itself "
-                  "(tools/romflash.py stays loaded only in a traced run); structures: hal/simctl.py "
+                  "(tools/romflash.py stays loaded only in a traced run, and with it "
+                  "firmware/startup.py, whose steps it wraps: a run without the tracer "
+                  "drops both); structures: hal/simctl.py "
                   "heapmap at boot. sim_only: modules %s and steps %s (a board has its own "
                   "drivers instead of the sim's world)" % (", ".join(_SIM_MODULES),
                                                           ", ".join(_SIM_STEPS))}
