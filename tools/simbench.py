@@ -61,16 +61,16 @@ def _free_port():
     return port
 
 
-def _micropython():
+def _micropython(vm=None):
     try:
-        return micropython_bin()
+        return micropython_bin(vm)
     except RuntimeError as ex:
         raise SimError(str(ex))
 
 
 class SimBench:
     def __init__(self, data_dir=None, config=None, heapsize=None, console=False,
-                 extra_args=(), start=True, env=None, romfs=None, world=None):
+                 extra_args=(), start=True, env=None, romfs=None, world=None, vm=None):
         self._own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="wallbox-sim-")
         self.config = dict(config or {})
@@ -85,6 +85,9 @@ class SimBench:
         # through tools/romboot.py, which keeps the image outside the GC heap (like a board's
         # flash) and imports main from it, instead of running the source tree's main.py
         self.romfs = romfs
+        # vm: which unix port runs the firmware (tests/mp.py micropython_bin): None/"pypi",
+        # the 64-bit PyPI port; "mp32", the 32-bit one (tools/mp32/: the chip's word size)
+        self.vm = vm
         self.proc = None
         self.sock = None
         self.port = None
@@ -101,7 +104,7 @@ class SimBench:
         if self.alive():
             self.kill()  # never two firmware processes for one bench: the first would leak
         self.port = _free_port()
-        cmd = [_micropython()]
+        cmd = [_micropython(self.vm)]
         if self.heapsize:
             cmd += ["-X", "heapsize=%s" % self.heapsize]
         boot = os.path.join(ROOT, "tools", "romboot.py") if self.romfs else "main.py"
