@@ -493,7 +493,9 @@ def _bench_32bit(progress, img, res):
         "smallest_passing_heap_64bit": r64 and r64["heapsize"],
         "smallest_passing_heap_32bit": sm and sm["heapsize"],
         "goal": "96 KB heap with >= 30 % free at the session's peak (issue 12 item 6)",
-        "goal_met_32bit": bool(rs["pass"] and (rs.get("free_pct_at_96k") or 0) >= 30.0)}
+        "goal_met_32bit": bool(rs["pass"] and (rs.get("free_pct_at_96k") or 0) >= 30.0),
+        # reported, not hidden: the 64-bit port's blocks are twice the chip's (word_size_note)
+        "goal_met_64bit": bool(res["romfs"]["pass"] and (free64 or 0) >= 30.0)}
     progress("heap96k figures: %s" % {k: v for k, v in res["figures"].items() if k != "vms"})
 
 
