@@ -59,13 +59,7 @@ class MicroPythonError(AssertionError):
 
 class MicroPython:
     def __init__(self, fakes=False, heapsize=None, extra_path=(), vm=None):
-        binary = micropython_bin(vm)
-        if not heapsize and binary == MP32:
-            # the unix port's default heap is 1 MB on 32-bit, 2 MB on 64-bit: this process
-            # is shared by many cases and serialises results of tens of KB (test_config's
-            # 20 KB one found no contiguous 9.8 KB block in the 1 MB heap)
-            heapsize = "2M"
-        args = [binary]
+        args = [micropython_bin(vm)]
         if heapsize:
             args += ["-X", "heapsize=%s" % heapsize]
         args.append(os.path.join(ROOT, "tests", "mp_server.py"))
