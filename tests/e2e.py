@@ -77,7 +77,7 @@ def wait_event(b, seq, kind, detail=None, timeout=5):
 def trigger(b, **fault):
     """Apply a physical change 20 ms from now (device clock), wait for the contactor to
     open, return the latency in ms from the change to the open edge in the output log."""
-    t = b.now_us() + 20000
+    t = b.now_us(20000)
     b.at(t, **fault)
     b.wait_for(lambda r: not r["world"]["contactor"], timeout=5, poll=0.01,
                what="contactor open after %s" % fault)

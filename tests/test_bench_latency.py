@@ -28,8 +28,11 @@ class ScriptedBench:
     def wait_for(self, cond, **kw):
         pass
 
-    def now_us(self):
-        return self.t_us
+    def now_us(self, ahead_us=0):
+        return self.t_us + ahead_us
+
+    def ticks_diff_us(self, a, b):
+        return a - b
 
     def at(self, t, **kw):
         self.i += 1

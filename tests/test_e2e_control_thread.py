@@ -36,7 +36,7 @@ def test_blocking_console_call_does_not_hold_the_tick():
                 t.drain()
                 # The unplug is scheduled first (device clock), to land inside the sleep:
                 # a stalled process could not even take the request.
-                t_us = b.now_us() + 700000
+                t_us = b.now_us(700000)
                 b.at(t_us, plugged=False)
                 t.write("import time; time.sleep(%d); print('slept')\r" % SLEEP_S)
                 t.read_until(b"slept", SLEEP_S + 10)  # (the bench cannot ask meanwhile)

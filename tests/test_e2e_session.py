@@ -54,7 +54,7 @@ def test_full_session_energy(b):
 
     edges = [c for c in b.changes(ch) if c[1] == "contactor"]
     assert [c[2] for c in edges] == [1, 0]
-    t_on = (edges[1][0] - edges[0][0]) / 1e6
+    t_on = b.ticks_diff_us(edges[1][0], edges[0][0]) / 1e6
     b.wait_for(lambda r: r["status"]["state"] == "A" and b.sessions()["open"] is None, timeout=3)
     s = b.sessions()
     rec = s["sessions"][-1]

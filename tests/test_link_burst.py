@@ -73,7 +73,7 @@ def test_command_burst_with_rcd_trip_every_command_answered(tmp_path):
         b.set(plugged=True)
         b.wait_for(lambda r: r["status"]["contactor"] and r["world"]["draw_ma"] > 0,
                    what="charging")
-        t_trip = b.now_us() + 400000  # inside the burst
+        t_trip = b.now_us(400000)  # inside the burst
         b.at(t_trip, rcd_fault=True)
         subs = ("set/current", "cmd/status", "set/enable", "set/current")
         vals = ("16", "", "true", "-0.01")  # the last is rejected: an error reply, not a pause

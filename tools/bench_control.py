@@ -52,7 +52,7 @@ def _console_blocking(progress):
                     b.plug()
                     latency.charge(b)
                     t.drain()
-                    t_us = b.now_us() + 300000
+                    t_us = b.now_us(300000)
                     b.at(t_us, plugged=False)
                     t.write("import time; time.sleep(1); print('slept')\r")
                     t.read_until(b"slept", 15)

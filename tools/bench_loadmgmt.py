@@ -51,7 +51,7 @@ def overload(progress):
             b.wait_for(lambda r: r["status"]["allowed_a"] == 25.0 and r["world"]["draw_ma"] > 24000,
                        timeout=20, what="25 A")
             time.sleep(0.3 + (i % 7) * 0.13)  # land anywhere in the 1 s read cycle
-            t = b.now_us() + 20000
+            t = b.now_us(20000)
             b.at(t, house_l2_ma=15000)  # 10 A left: duty 167 permille (iec61851.md §2)
             b.wait_for(lambda r: r["status"]["allowed_a"] == 10.0, timeout=10, poll=0.02)
             ms = b.latency_ms(t, "pilot", 20000 + 167)

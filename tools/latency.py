@@ -103,9 +103,9 @@ def measure(b, kind, n, progress=None, stalls=None):
         charge(b)
         rd0 = hoststall.run_delay_ns(pid) if pid else None
         # Random phase against the 10 ms control tick, so p50/p99 mean something.
-        t = b.now_us() + 15000 + random.randint(0, 10000)
+        t = b.now_us(15000 + random.randint(0, 10000))
         b.at(t, **fault)
-        late = b.now_us() - t >= 0
+        late = b.ticks_diff_us(b.now_us(), t) >= 0
         b.wait_for(lambda r: not r["status"]["contactor"], timeout=5, poll=0.005,
                    what="open after " + kind)
         rd1 = hoststall.run_delay_ns(pid) if pid else None

@@ -78,17 +78,17 @@ def main():
                 elif act == "limit":
                     b.cmd("set_current", 10)
                 elif act == "rcd":
-                    tu = b.now_us() + 20000
+                    tu = b.now_us(20000)
                     b.at(tu, rcd_fault=True)
                     b.at(tu + 1000000, rcd_fault=False)
                     pending.append(("rcd_trip", tu))
                 elif act == "full":
-                    tu = b.now_us() + 20000
+                    tu = b.now_us(20000)
                     b.at(tu, s2=False)
                     # the car opens S2 delay_ms (300 ms) after it decides: that is the CP change
                     pending.append(("s2_open", tu + 300000))
                 elif act == "unplug":
-                    tu = b.now_us() + 20000
+                    tu = b.now_us(20000)
                     b.at(tu, plugged=False)
                     pending.append(("unplug", tu))
             r = b.read()

@@ -9,7 +9,7 @@ benchmarks use: keep it stable and documented (docs/simbench.md).
     with SimBench(config={"min_off_s": 5}) as b:
         b.plug()                                  # cable in, EV willing to charge
         b.wait_for(lambda r: r["status"]["contactor"], timeout=5)
-        t = b.now_us() + 50_000
+        t = b.now_us(50_000)
         b.at(t, plugged=False)                    # unplug 50 ms from now (device clock)
         b.wait_for(lambda r: not r["status"]["contactor"])
         print(b.latency_ms(t, "contactor", 0))   # physical change -> contactor open
@@ -28,7 +28,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-from mp import micropython_bin  # noqa: E402  (one place finds the unix port)
+from mp import MP32, micropython_bin  # noqa: E402  (one place finds the unix port)
 
 
 class SimError(RuntimeError):
@@ -258,8 +258,19 @@ class SimBench:
         for k, v in values.items():
             self._req(op="at", t_us=t_us, k=k, v=v)
 
-    def now_us(self):
-        return self._req(op="now")["now_us"]
+    def now_us(self, ahead_us=0):
+        """Device time (ticks_us), plus ahead_us as the device's ticks_add would: the
+        ticks wrap every 2**30 us (~17.9 min) on the 32-bit VM, as on the chip."""
+        return (self._req(op="now")["now_us"] + ahead_us) % self.ticks_period()
+
+    def ticks_period(self):
+        # 31-bit small ints: 2**30 on the 32-bit VM and the chips; 2**62 on the 64-bit port
+        return 1 << 30 if _micropython(self.vm) == MP32 else 1 << 62
+
+    def ticks_diff_us(self, a, b):
+        """a - b for two device times, as the device's ticks_diff (wrap-aware)."""
+        half = self.ticks_period() // 2
+        return (a - b + half) % (2 * half) - half
 
     def plug(self, want_ma=None):
         if want_ma is not None:
@@ -371,8 +382,8 @@ class SimBench:
     def latency_ms(self, t_us, what="contactor", value=0):
         """ms from device time t_us to the first change of `what` to `value` after it."""
         for c in self.changes():
-            if c[1] == what and c[2] == value and c[0] - t_us >= 0:
-                return (c[0] - t_us) / 1000.0
+            if c[1] == what and c[2] == value and self.ticks_diff_us(c[0], t_us) >= 0:
+                return self.ticks_diff_us(c[0], t_us) / 1000.0
         return None
 
 
@@ -533,7 +544,7 @@ if __name__ == "__main__":  # a tiny smoke run: plug, charge, unplug
         b.plug()
         b.wait_for(lambda r: r["status"]["contactor"], what="charging")
         print(b.status())
-        t = b.now_us() + 50000
+        t = b.now_us(50000)
         b.at(t, plugged=False)
         b.wait_for(lambda r: not r["status"]["contactor"])
         print("unplug -> open: %.1f ms" % b.latency_ms(t))
