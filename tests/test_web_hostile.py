@@ -129,6 +129,30 @@ def test_bad_values_give_the_firmwares_error_and_change_nothing(box, mp):
     still_charging(b)
 
 
+def test_lax_json_and_bad_utf8_are_refused_and_change_nothing(box):
+    """The page's JSON bodies go through the one strict parser (issue 12 item 4), as MQTT,
+    the console and OCPP do: what a lax json.loads would take is a 400 here."""
+    b = box
+    before, telemetry = b.status()["limit_a"], b.config_get()["telemetry_s"]
+    for body in (b'{"cmd": "set_current", "value": "7",}',  # trailing comma
+                 b'{"cmd": "set_current", "value": "7", "value": "8"}',  # duplicate key
+                 b'{"cmd": "set_current", "value": "\\ud800"}',  # lone surrogate
+                 b'{"cmd": "set_current", "value": "7\xed\xa0\x80"}',  # CESU surrogate bytes
+                 b'{"cmd": "set_current", "value": "7\xc0\xaf"}',  # overlong
+                 b'{"cmd": "set_current", "value": NaN}',
+                 b'{"cmd": "set_current", "value": 07}',
+                 b'{"cmd": "set_current", "value": 7} {}'):  # extra data
+        st, _, resp = cmd(b, body)
+        assert st == 400 and b"not valid JSON" in resp, (body, st, resp)
+    st, _, resp = request(b.web_port, "POST", "/api/config", b'{"telemetry_s": "20",}',
+                          cookie=b.cookie, headers={"X-CSRF-Token": b.csrf})
+    assert st == 400 and b"not valid JSON" in resp, (st, resp)
+    st, _, resp = cmd(b, {"cmd": "set_current", "value": -0.01})
+    assert st == 400 and b"negative" in resp, (st, resp)
+    assert b.status()["limit_a"] == before and b.config_get()["telemetry_s"] == telemetry
+    still_charging(b)
+
+
 def test_secrets_are_never_sent_back(box):
     b = box
     secret = "hunter2-wifi-pass"

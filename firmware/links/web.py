@@ -13,7 +13,7 @@ import time
 from micropython import const
 
 from firmware.core import evse as E
-from firmware.links.commands import Commands
+from firmware.links.commands import Commands, json_strict
 from firmware.links import web_http as H
 from firmware.links.web_auth import Auth
 from firmware.services import config as C
@@ -139,10 +139,11 @@ class Web:
             return _err(415, "send %s (Content-Type: %s)" % ("JSON" if ctype == _JSON else "the file", ctype))
         if ctype != _JSON:
             return None
-        try:
-            req.g.data = json.loads(req.body.decode()) if req.body else {}
-        except Exception:
-            return _err(400, "body is not valid JSON")
+        # the strict parser MQTT, the console and OCPP use (firmware/links/commands.py):
+        # a trailing comma, a duplicate key or invalid UTF-8 is an error, not a value
+        req.g.data, err = json_strict(req.body) if req.body else ({}, None)
+        if err:
+            return _err(400, "body is not valid JSON: %s" % err)
         if type(req.g.data) is not dict:
             return _err(400, "body must be a JSON object")
         return None
