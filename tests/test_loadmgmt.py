@@ -154,3 +154,22 @@ finally:
 result = lm.offer_ma
 """)
     assert r >= 6000
+
+
+def test_mains_payload_is_read_strictly(mp):
+    """set/mains (firmware/services/mains.py parse_mains) reads its JSON and numbers with the
+    one strict parser (issue 12 item 4): what json.loads/float() would take is an error."""
+    good = ["12.5,3,-4.2", " 12.5 , 3 , -4.2 ", "[12.5, 3, -4.2]", '{"currents": [12.5, 3, -4.2]}',
+            '{"currents": [12.5, 3, -4.2], "ts": 1733300000}', [12.5, 3, -4.2], "1e1,0,-0"]
+    bad = ["[1, 2, 3,]", '{"currents": [1, 2, 3], "currents": [4, 5, 6]}', "[1, 2, 3] x",
+           "[01, 2, 3]", "[NaN, 2, 3]", "+5,1,2", "0x10,1,2", "1_0,2,3", "nan,1,2", "inf,1,2",
+           "1,,2", "1,2", "[1, 2, 999]", [True, 1, 2], [None, 1, 2], ["1", "2", "x"], 5,
+           '{"currents": [1, 2, 3], "ts": 1.5}', '["\\ud800", 1, 2]']
+    r = mp.run("from firmware.services.mains import parse_mains\n"
+               "result = [list(parse_mains(p)) for p in data]", good + bad)
+    for p, (v, err) in zip(good, r[:len(good)]):
+        assert err is None, (p, err)
+    assert r[0][0][0] == [12500, 3000, -4200] and r[4][0][1] == 1733300000
+    assert r[6][0][0] == [10000, 0, 0]
+    for p, (v, err) in zip(bad, r[len(good):]):
+        assert v is None and err.startswith("mains: "), (p, v, err)

@@ -246,6 +246,9 @@ def _number(t):
     return int(s)
 
 
+number = _number  # the public name (negative numbers too: the mains feed's export)
+
+
 class _Json:
     # Recursive descent over validated UTF-8 bytes (MicroPython str indexing is O(n)).
     def __init__(self, b):

@@ -45,34 +45,34 @@ def lm_config(cfg, lc=None):
 
 def parse_mains(text):
     """MQTT set/mains payload -> ((i1, i2, i3) mA, None) or (None, error). Accepted:
-    "12.5,3,-4.2" (A, import positive), [12.5, 3, -4.2] or {"currents": [...], "ts": s}."""
-    import json
+    "12.5,3,-4.2" (A, import positive), [12.5, 3, -4.2] or {"currents": [...], "ts": s},
+    as text or as the value of a {"value": ...} payload. Read strictly, as every other
+    input (firmware/links/commands.py): invalid JSON and numbers such as "+5", "0x10" or
+    "1_0" are errors."""
+    from firmware.links.commands import json_strict, number
     ts = None
-    t = text.strip()
-    if t.startswith("[") or t.startswith("{"):
-        try:
-            v = json.loads(t)
-        except ValueError:
-            return None, "mains: not JSON"
-        if type(v) is dict:
-            ts = v.get("ts")
-            v = v.get("currents")
-            if ts is not None and type(ts) is not int:
-                return None, "mains: ts must be whole seconds (epoch)"
-        if type(v) is not list:
-            return None, "mains: expected three currents in A, e.g. 12.5,3,-4.2"
-        parts = v
-    else:
-        parts = t.split(",")
-    if len(parts) != 3:
-        return None, "mains: expected three currents in A (L1,L2,L3), got %d" % len(parts)
+    v = text
+    if type(v) is str:
+        t = v.strip()
+        if t[:1] == "[" or t[:1] == "{":
+            v, err = json_strict(t)
+            if err:
+                return None, "mains: not valid JSON: " + err
+        else:
+            v = t.split(",")
+    if type(v) is dict:
+        ts = v.get("ts")
+        v = v.get("currents")
+        if ts is not None and type(ts) is not int:
+            return None, "mains: ts must be whole seconds (epoch)"
+    if type(v) is not list:
+        return None, "mains: expected three currents in A, e.g. 12.5,3,-4.2"
+    if len(v) != 3:
+        return None, "mains: expected three currents in A (L1,L2,L3), got %d" % len(v)
     out = []
-    for p in parts:
-        if type(p) is bool:
-            return None, "mains: %r is not a number" % (p,)
-        try:
-            a = float(p)
-        except (ValueError, TypeError):
+    for p in v:
+        a = number(p.strip()) if type(p) is str else p
+        if type(a) is not int and type(a) is not float:  # bool, None, text that is no number
             return None, "mains: %r is not a number" % (p,)
         if a != a or a > _MAX_MAINS_A or a < -_MAX_MAINS_A:
             return None, "mains: %r out of range -%d..%d A" % (p, _MAX_MAINS_A, _MAX_MAINS_A)
