@@ -7,6 +7,8 @@ import gc
 import json
 import os
 import sys
+import time
+from micropython import const
 
 import boards
 from firmware.services.config import Config
@@ -102,6 +104,9 @@ def _wifi(config):
     return (ssid, config.get("wifi_password")) if ssid else None
 
 
+_SAFE_BUTTON_MS = const(60)  # the button's debounce (30 ms) and a margin
+
+
 def safe_mode_requested(opts, hw):
     if opts["safe"]:
         return True
@@ -111,7 +116,16 @@ def safe_mode_requested(opts, hw):
     except OSError:
         pass
     b = hw.button
-    return b is not None and b.pressed()
+    if b is None:
+        return False
+    # hal/button.py debounces: its first reading only starts the debounce time (30 ms), so
+    # one call is never True. Sample it for that long and a margin; boot waits at most that.
+    t0 = time.ticks_ms()
+    while not b.pressed():
+        if time.ticks_diff(time.ticks_ms(), t0) > _SAFE_BUTTON_MS:
+            return False
+        time.sleep_ms(2)
+    return True
 
 
 # Optional features: (module, config key that turns it on). A feature is imported only when

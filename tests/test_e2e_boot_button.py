@@ -37,3 +37,28 @@ def test_button_pressed_after_boot_does_not_stop_the_application():
         b.plug()
         b.wait_for(lambda r: r["status"]["contactor"], timeout=10, what="charging")
         assert "SAFE MODE" not in b.log()
+
+
+def test_the_boards_debounced_button_held_at_power_on_requests_safe_mode(mp_fakes):
+    """On a board the button is hal/button.py's Button (the sim's reads the world without a
+    debounce): its first reading only starts the 30 ms debounce, so the power-on check
+    samples it for that long. Held (active low: 0) -> safe mode; released -> not."""
+    r = mp_fakes.run("""
+import time
+from machine import Pin
+from hal.button import Button
+from firmware import startup
+class HW:
+    pass
+out = []
+for level in (0, 1):
+    hw = HW()
+    hw.button = Button(Pin(0, Pin.IN, value=level), 0)
+    t0 = time.ticks_ms()
+    out.append([startup.safe_mode_requested({"safe": False, "data": "/nonexistent"}, hw),
+                time.ticks_diff(time.ticks_ms(), t0)])
+result = out
+""")
+    (held, held_ms), (released, released_ms) = r
+    assert held is True and held_ms >= 30  # after the debounce, not on the first reading
+    assert released is False and released_ms >= 60
