@@ -290,7 +290,10 @@ class Ocpp:
             self._result(action, p, r)
             return
         head = self.q.peek()
-        if head is not None and time.ticks_diff(now, self._tx_retry_at) >= 0:
+        # _tx_retry_at is only meaningful while an attempt failed: a kept tick older than
+        # 2**29 ms reads as the future (tick period 2**30 ms)
+        if head is not None and (self._tx_attempts == 0
+                                 or time.ticks_diff(now, self._tx_retry_at) >= 0):
             await self._send_tx(head)
             return
         if self.hb_ms and time.ticks_diff(now, self._last_call_ms) >= self.hb_ms:
@@ -375,6 +378,9 @@ class Ocpp:
             self._status = None  # re-announce after a reconnect
             self._st0 = None
         self._boot_at = time.ticks_ms()
+        # a retry that fell due while offline goes now (its due time may be > 2**29 ms old
+        # by now, read as the future: tick period 2**30 ms)
+        self._tx_retry_at = self._boot_at
         self._wake.set()
 
     async def _on_text(self, text):
