@@ -51,8 +51,9 @@ def test_boot_pending_then_accepted(env):
     assert all(m[1] == "BootNotification" for m in c.msgs[:first_other])
     assert c.paths[0] == "/ocpp/wb1"  # the charge point id ends the URL
     assert "Available" in c.statuses(1) and c.statuses(0) == ["Available"]
-    # Heartbeat interval from the BootNotification.conf (1 s here)
-    c.wait(lambda: c.actions("Heartbeat"), timeout=10, what="heartbeat")
+    # Heartbeat interval from the BootNotification.conf (1 s here, clamped to the
+    # HeartbeatInterval key's 10 s minimum)
+    c.wait(lambda: c.actions("Heartbeat"), timeout=25, what="heartbeat")
     assert c.schema_errors == []
 
 

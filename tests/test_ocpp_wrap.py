@@ -178,3 +178,58 @@ send()
 result = [sent, len(o.q)]
 """)
     assert r == [["StartTransaction"] * 2, 0]
+
+
+def test_boot_interval_clamped_heartbeat(mp, data_dir):
+    """Item 10: BootNotification.conf interval 10**6 s (> 2**29 ms): no heartbeat ever, and
+    TriggerMessage(Heartbeat) raised in ticks_add. Clamped to the HeartbeatInterval key's
+    range, 10..86400 s."""
+    r = run(mp, data_dir, """
+from firmware.links import ocpp_keys
+row = [k for k in ocpp_keys.KEYS if k[0] == "HeartbeatInterval"][0]
+reply[0] = ("ok", {"status": "Accepted", "interval": 1000000, "currentTime": "x"})
+o._on_open()
+send()
+hb = o.hb_ms
+reply[0] = ("ok", {})
+adv(86400000 - 1000); send()
+before = list(sent)
+adv(2000); send()
+after = list(sent)
+trig = o.on_TriggerMessage({"requestedMessage": "Heartbeat"})
+send()
+o.boot = None
+reply[0] = ("ok", {"status": "Accepted", "interval": 3, "currentTime": "x"})
+send()
+result = [row[2], row[3], hb, before, after, trig, sent[-2], o.hb_ms]
+""")
+    lo, hi, hb, before, after, trig, trig_sent, hb_low = r
+    assert (lo, hi) == (10, 86400)
+    assert hb == hi * 1000
+    assert before == ["BootNotification"]
+    assert after == ["BootNotification", "Heartbeat"]
+    assert trig == {"status": "Accepted"} and trig_sent == "Heartbeat"
+    assert hb_low == lo * 1000
+
+
+def test_boot_pending_interval_clamped(mp, data_dir):
+    """Item 10: Pending with interval >= 536871 s raised OverflowError in ticks_add; _sender
+    logged it and retried every second: a BootNotification flood. Now at most 86400 s."""
+    r = run(mp, data_dir, """
+reply[0] = ("ok", {"status": "Pending", "interval": 1000000, "currentTime": "x"})
+o._on_open()
+err = None
+try:
+    send()
+except OverflowError as e:
+    err = repr(e)
+adv(1000); send()
+adv(86400000 - 2000); send()
+before = list(sent)
+adv(2000); send()
+result = [err, o.boot, before, sent]
+""")
+    assert r[0] is None
+    assert r[1] == "Pending"
+    assert r[2] == ["BootNotification"]
+    assert r[3] == ["BootNotification"] * 2

@@ -25,6 +25,11 @@ _POLL_MS = const(250)
 _OUTQ_MAX = const(8)  # non-transaction CALLs waiting (status, authorize, triggered)
 _MAX_MSG = const(8192)  # a bigger CSMS frame is refused with close 1009 (docs/ocpp.md)
 _BOOT_RETRY_S = const(30)  # Pending/Rejected with interval 0
+# BootNotification.conf interval: at most 86400 s, as the HeartbeatInterval key (ocpp_keys.py),
+# since interval * 1000 must stay < 2**29 ms for ticks_add/ticks_diff (tick period 2**30 ms);
+# as the heartbeat (Accepted) at least 10 s, as that key; Pending/Rejected: from 1 s.
+_IV_MIN_S = const(10)
+_IV_MAX_S = const(86400)
 _VENDOR = "OpenWallbox"
 _MODEL = "wallbox-mpy"
 
@@ -309,12 +314,12 @@ class Ocpp:
             return
         st = r.get("status")
         iv = r.get("interval")
-        iv = iv if type(iv) is int and iv > 0 else 0
+        iv = (iv if iv < _IV_MAX_S else _IV_MAX_S) if type(iv) is int and iv > 0 else 0
         self._clock(r.get("currentTime"))
         if st == "Accepted":
             self.boot = "Accepted"
             if iv:
-                self.hb_ms = iv * 1000
+                self.hb_ms = (iv if iv > _IV_MIN_S else _IV_MIN_S) * 1000
             self._status = None  # everything is sent afresh
             self._st0 = None
         else:  # Pending / Rejected: only BootNotification again after the interval
