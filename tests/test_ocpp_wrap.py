@@ -27,9 +27,9 @@ def data_dir():
     shutil.rmtree(d, ignore_errors=True)
 
 
-# Device side: `make(path)` -> (ocpp, rt, clock); adv(ms) moves the clock in steps the
-# store's wrap-safe uptime can follow (the runtime polls far more often); send() runs one
-# round of the sender; `sent` records the CALLs, `reply` is what the CSMS answers.
+# Device side: the client `o` on the fake runtime `rt`, its clock `clk`; adv(ms) moves the
+# clock in steps the store's wrap-safe uptime can follow, polling after each if asked; send()
+# runs one round of the sender; `sent` records the CALLs, `reply` is what the CSMS answers.
 PRELUDE = r"""
 import asyncio, time
 assert time.ticks_add(0, -1) == (1 << 30) - 1, "not the 32-bit VM"
@@ -92,9 +92,9 @@ async def fake_call(action, p, msg_id=None):
     return reply[0]
 o._call = fake_call
 
-def adv(ms, poll=False):
+def adv(ms, poll=False, step=3600000):
     while ms > 0:
-        d = ms if ms < 3600000 else 3600000
+        d = ms if ms < step else step
         clk.t = time.ticks_add(clk.t, d)
         ms -= d
         rt.store.uptime_s()
@@ -233,3 +233,36 @@ result = [err, o.boot, before, sent]
     assert r[1] == "Pending"
     assert r[2] == ["BootNotification"]
     assert r[3] == ["BootNotification"] * 2
+
+
+def test_charging_profile_claim_in_upper_half(mp, data_dir):
+    """Item 8: _claim_at = 0: a profile set 6.2..12.4 days after boot was applied once, and
+    its schedule's next period not for up to 6.2 days (the once-a-second claim did not run)."""
+    r = run(mp, data_dir, """
+adv(6 * 86400000 + 8 * 3600000, poll=True)
+st = o.on_SetChargingProfile({"connectorId": 0, "csChargingProfiles": {
+    "chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "ChargePointMaxProfile",
+    "chargingProfileKind": "Absolute", "chargingSchedule": {
+        "startSchedule": o.ts(), "chargingRateUnit": "A", "chargingSchedulePeriod": [
+            {"startPeriod": 0, "limit": 16}, {"startPeriod": 10, "limit": 8}]}}})
+first = rt.evse.claim
+adv(15000, poll=True, step=250)
+result = [st, first, rt.evse.claim]
+""")
+    assert r == [{"status": "Accepted"}, 16000, 8000]
+
+
+def test_meter_values_after_change_configuration_in_upper_half(mp, data_dir):
+    """Item 9: ChangeConfiguration(MeterValueSampleInterval) set _mv_at = 0: 6.2..12.4 days
+    after boot the periodic MeterValues of the running transaction stopped."""
+    r = run(mp, data_dir, """
+rt.evse.outputs.state = "C"
+adv(6 * 86400000 + 8 * 3600000)
+o.poll(clk.t)             # free charging: the transaction starts
+n0 = len(o.q)
+ch = o.on_ChangeConfiguration({"key": "MeterValueSampleInterval", "value": "10"})
+adv(25000, poll=True, step=250)
+result = [o.tx is not None, n0, ch, len(o.q) - n0]
+""")
+    assert r[:3] == [True, 1, {"status": "Accepted"}]
+    assert r[3] >= 2  # a sample every 10 s

@@ -30,6 +30,7 @@ _BOOT_RETRY_S = const(30)  # Pending/Rejected with interval 0
 # as the heartbeat (Accepted) at least 10 s, as that key; Pending/Rejected: from 1 s.
 _IV_MIN_S = const(10)
 _IV_MAX_S = const(86400)
+_MV_DUE_MS = const(86400001)  # longer ago than the longest MeterValueSampleInterval
 _VENDOR = "OpenWallbox"
 _MODEL = "wallbox-mpy"
 
@@ -495,7 +496,10 @@ class Ocpp:
             elif k == "WebSocketPingInterval":
                 self.ws.ping_ms = self.keys.get(k) * 1000
             elif k in ("MeterValueSampleInterval", "ClockAlignedDataInterval"):
-                self._mv_at = self._align_at = 0
+                # the next sample due at once, as a relative tick (an absolute 0 reads as the
+                # future 2**29..2**30 ms after boot: tick period 2**30 ms); the key <= 86400 s
+                self._mv_at = time.ticks_add(time.ticks_ms(), -_MV_DUE_MS)
+                self._align_at = 0
         return {"status": st}
 
     def on_ClearCache(self, p):
@@ -983,8 +987,11 @@ class Ocpp:
             self._auth_tag = None
             rt.evse.authorized = False
             rt.store.event("ocpp_auth_timeout", "", 0)
+        # a negative age: _claim_at was kept > 2**29 ms while no profile was set (or is the
+        # initial 0): due now (tick period 2**30 ms)
         if (self.unavailable and self.tx is None) or (
-                self.profiles is not None and time.ticks_diff(now, self._claim_at) >= 1000):
+                self.profiles is not None
+                and not 0 <= time.ticks_diff(now, self._claim_at) < 1000):
             self._claim_at = now
             self._apply_claim()  # profiles change with the clock: once a second
         self._meter_tick(now)
