@@ -266,3 +266,29 @@ result = [o.tx is not None, n0, ch, len(o.q) - n0]
 """)
     assert r[:3] == [True, 1, {"status": "Accepted"}]
     assert r[3] >= 2  # a sample every 10 s
+
+
+def test_status_last_csms_after_a_week(mp, data_dir):
+    """Low (ocpp.py:187): "last_csms ... s ago" went negative a week after the last frame."""
+    r = run(mp, data_dir, """
+asyncio.run(o._on_text('[3,"x",{}]'))
+adv(7 * 86400000)
+result = o.status()["last_csms"]
+""")
+    assert r == "CALLRESULT 604800 s ago"
+
+
+def test_bad_json_logged_after_a_week(mp, data_dir):
+    """Low (ocpp.py:410): after > 6.2 days without one, invalid frames were not logged for up
+    to 6.2 days (the once-a-minute suppression read the old time as the future)."""
+    r = run(mp, data_dir, """
+async def no_send(*a):
+    pass
+o._send_error = no_send
+asyncio.run(o._on_text('[2,"a",'))
+asyncio.run(o._on_text('[2,"b",'))   # the same minute: not logged again
+adv(7 * 86400000)
+asyncio.run(o._on_text('[2,"c",'))
+result = [o.bad_frames, len([e for e in rt.store.events() if e["type"] == "ocpp_bad_json"])]
+""")
+    assert r == [3, 2]

@@ -141,7 +141,9 @@ class Ocpp:
         self._wake = asyncio.Event()
         self._tx_attempts = 0
         self._tx_retry_at = 0
-        self.last_rx = None  # (action or "CALLRESULT", ticks) of the last CSMS message
+        # (action or "CALLRESULT", store.uptime_s()) of the last CSMS message: the uptime,
+        # not a tick, which would read wrong after 2**29 ms (tick period 2**30 ms)
+        self.last_rx = None
         self.calls_in = self.calls_out = self.call_errors = self.timeouts = 0
         self.bad_frames = 0  # frames that were not valid JSON
         self._bad_log = None  # ticks of the last such event logged
@@ -190,8 +192,8 @@ class Ocpp:
             conn = "connecting (%d tries)" % w.attempts
         last = None
         if self.last_rx is not None:
-            last = "%s %d s ago" % (self.last_rx[0], time.ticks_diff(
-                time.ticks_ms(), self.last_rx[1]) // 1000)
+            last = "%s %d s ago" % (self.last_rx[0],
+                                    self.rt.store.uptime_s() - self.last_rx[1])
         return {"conn": conn, "last_csms": last, "queue": len(self.q),
                 "tx": self.tx["txid"] if self.tx else None, "status": self._status,
                 "bytes_out": w.bytes_out if w else 0, "bytes_in": w.bytes_in if w else 0}
@@ -399,7 +401,8 @@ class Ocpp:
             await self._send_error(m[1] if type(m) is list and len(m) > 1 and type(m[1]) is str
                                    else "-1", "FormationViolation", "not an OCPP-J message")
             return
-        self.last_rx = ("CALLRESULT" if m[0] != 2 else str(m[2])[:32], time.ticks_ms())
+        self.last_rx = ("CALLRESULT" if m[0] != 2 else str(m[2])[:32],
+                        self.rt.store.uptime_s())
         if m[0] == 2:
             await self._incoming(m)
             return
@@ -419,7 +422,8 @@ class Ocpp:
         # nobody to answer: dropped (our call times out). Logged at most once a minute.
         self.bad_frames += 1
         now = time.ticks_ms()
-        if self._bad_log is None or time.ticks_diff(now, self._bad_log) >= 60000:
+        # a negative age: the last one was logged > 2**29 ms ago (tick period 2**30 ms)
+        if self._bad_log is None or not 0 <= time.ticks_diff(now, self._bad_log) < 60000:
             self._bad_log = now
             self.rt.store.event("ocpp_bad_json", err[:60])
         h = json_head(text, 2)  # [type, id, ... read as far as they are valid
