@@ -10,6 +10,12 @@
 #            per switch_min_ms
 #   rate     (noisy surplus, no fuse pressure) two offer changes between running currents
 #            are at least 5 s apart
+# The clock is a ticks value (ticks_add/ticks_diff: on the 32-bit VM it wraps every 2**30 ms,
+# as on the chip), so a House can start anywhere and run for days; run(ms, step) takes longer
+# steps for quiet days. The oracle forgets what it remembers once older than _OLD_MS (a
+# ticks_diff is only right below 2**29 ms).
+from time import ticks_add, ticks_diff
+
 from firmware.core import loadmgmt as L
 from firmware.core.consts import CLAIM_NONE_MA
 
@@ -18,6 +24,7 @@ REACT_MS = 2000  # issue 14: mains overload -> lower offer within 2 s
 READ_MS = 1000
 CLOSE_MS = 1000  # the EVSE closes 1 s after an offer >= 6 A (C stable, RCD, ...)
 OPEN_MS = 6000  # the EVSE opens at the latest 6 s after the offer went < 6 A (x1)
+_OLD_MS = 1 << 28  # ~3.1 days: longer than any wait the oracle checks
 
 
 def make_cfg(d):
@@ -59,6 +66,7 @@ class House:
         self._last_change = None
         self._prev_offer = self.lm.offer_ma
         self.check_rate = False
+        self._step = STEP_MS
 
     def _rand(self, n):
         self._rng = (self._rng * 1103515245 + 12345) & 0x3FFFFFFF
@@ -82,14 +90,14 @@ class House:
             self._offer_low_at = None
             if self._offer_ok_at is None:
                 self._offer_ok_at = now
-            if not self.contactor and now - self._offer_ok_at >= CLOSE_MS:
+            if not self.contactor and ticks_diff(now, self._offer_ok_at) >= CLOSE_MS:
                 self.contactor = True
         else:
             self._offer_ok_at = None
             if self._offer_low_at is None:
                 self._offer_low_at = now
             if self.contactor and (not self.connected or self.draw == 0 or
-                                   now - self._offer_low_at >= OPEN_MS):
+                                   ticks_diff(now, self._offer_low_at) >= OPEN_MS):
                 self.contactor = False
         # the phase contactor follows lm.phases only with the main contactor open
         if lm.phases and lm.phases != self.phases and not self.contactor:
@@ -109,7 +117,7 @@ class House:
             self._target = tgt
         if not self.contactor:
             self.draw = 0
-        elif now - self._target_at >= self.ev_delay:
+        elif ticks_diff(now, self._target_at) >= self.ev_delay:
             self.draw = self._target
 
     def _io(self):
@@ -120,7 +128,7 @@ class House:
         lm.charging = self.contactor
         lm.connected = self.connected
         lm.phases_now = n
-        if self.now - self._read_at >= READ_MS:
+        if ticks_diff(self.now, self._read_at) >= READ_MS:
             self._read_at = self.now
             if not self.silent:
                 m = [self.house(p) + self._rand(self.noise) for p in range(3)]
@@ -131,22 +139,28 @@ class House:
         lm = self.lm
         cfg = self.cfg
         now = self.now
-        bound = REACT_MS + self.ev_delay + READ_MS + STEP_MS
+        bound = REACT_MS + self.ev_delay + READ_MS + self._step
+        if self._last_good is not None and ticks_diff(now, self._last_good) > _OLD_MS:
+            self._last_good = None  # (None: no reading for ages)
+        if self._switch_at is not None and ticks_diff(now, self._switch_at) > _OLD_MS:
+            self._switch_at = None
+        if self._last_change is not None and ticks_diff(now, self._last_change) > _OLD_MS:
+            self._last_change = None
         for p in range(3):
             if self.house(p) > cfg.fuse_ma + self.noise and self.draw > 0 and p < self.phases \
                     and not self.silent and lm.feed_ok:
                 if self._over_since[p] is None:
                     self._over_since[p] = now
-                elif now - self._over_since[p] > bound:
+                elif ticks_diff(now, self._over_since[p]) > bound:
                     self.err("fuse: L%d %d mA > %d for %d ms (draw %d, offer %d)" % (
-                        p + 1, self.house(p), cfg.fuse_ma, now - self._over_since[p],
+                        p + 1, self.house(p), cfg.fuse_ma, ticks_diff(now, self._over_since[p]),
                         self.draw, lm.offer_ma))
                     self._over_since[p] = now
             else:
                 self._over_since[p] = None
         if cfg.mode != L.MODE_OFF:
-            age = now - (self._last_good if self._last_good is not None else -10**9)
-            if age > cfg.timeout_ms + STEP_MS + READ_MS:
+            age = _OLD_MS if self._last_good is None else ticks_diff(now, self._last_good)
+            if age > cfg.timeout_ms + self._step + READ_MS:
                 safe = cfg.safe_ma
                 if lm.offer_ma > safe or lm.reason != L.R_FEED_LOST:
                     self.err("feed: silent %d ms, offer %d reason %d" % (age, lm.offer_ma, lm.reason))
@@ -154,8 +168,8 @@ class House:
             if self._last_phases_out and self.contactor:
                 self.err("switch: phases %d -> %d with the contactor closed" % (
                     self._last_phases_out, lm.phases))
-            if self._switch_at is not None and now - self._switch_at < cfg.switch_min_ms:
-                self.err("switch: two switches %d ms apart" % (now - self._switch_at))
+            if self._switch_at is not None and ticks_diff(now, self._switch_at) < cfg.switch_min_ms:
+                self.err("switch: two switches %d ms apart" % ticks_diff(now, self._switch_at))
             if self._last_phases_out:
                 self._switch_at = now
             self._last_phases_out = lm.phases
@@ -164,17 +178,19 @@ class House:
             running = o >= 6000 and self._prev_offer >= 6000 and o != CLAIM_NONE_MA \
                 and self._prev_offer != CLAIM_NONE_MA
             if self.check_rate and running and self._last_change is not None and \
-                    now - self._last_change < 5000:
+                    ticks_diff(now, self._last_change) < 5000:
                 self.err("rate: offer %d -> %d %d ms after the last change" % (
-                    self._prev_offer, o, now - self._last_change))
+                    self._prev_offer, o, ticks_diff(now, self._last_change)))
             if running or self._last_change is None:
                 self._last_change = now
             self._prev_offer = o
 
-    def run(self, ms):
-        end = self.now + ms
-        while self.now < end:
-            self.now += STEP_MS
+    def run(self, ms, step=STEP_MS):
+        """`ms` of house time in steps of `step` (a longer one for quiet days: a reading
+        each step then, and the oracle's bounds grow by it)."""
+        self._step = step
+        for _ in range((ms + step - 1) // step):
+            self.now = ticks_add(self.now, step)
             self._ev()
             self._io()
             self.lm.step(self.now)
