@@ -132,6 +132,15 @@ class LoadManager:
     def step(self, now):
         cfg = self.cfg
         self._session(now)
+        # The feed ages in every mode: left unread through a week of mode off, a reading looked
+        # fresh again (ticks_diff < 0 past 2**29 ms: the tick period is 2**30). No reading is
+        # stamped after the step that sees it, so a negative age is stale as well.
+        if self._fed:
+            d = ticks_diff(now, self._mains_at)
+            if d < 0 or d > cfg.timeout_ms:
+                self.feed_losses += 1  # counted once per loss
+                self._fed = False
+                self._fresh = False
         if cfg.mode == MODE_OFF:  # no policy; a load-sharing group's share still binds
             g = self.group_ma
             if g < CLAIM_NONE_MA:
@@ -140,12 +149,8 @@ class LoadManager:
                 self._set(CLAIM_NONE_MA, R_NONE, now, True)
             self.phases = 0
             return self
-        self.feed_ok = self._fed and ticks_diff(now, self._mains_at) <= cfg.timeout_ms
+        self.feed_ok = self._fed
         if not self.feed_ok:
-            if self._fed:
-                self.feed_losses += 1  # counted once per loss
-            self._fed = False
-            self._fresh = False
             self._paused = cfg.mode == MODE_PV
             self._pause_since = now
             self._timing = False
