@@ -43,3 +43,31 @@ result = snap(h)
 """ % first.upper())
     assert r["offer"] == 6000 and r["reason"] == "mains feed lost" and not r["feed_ok"], r
     assert not r["errors"]
+
+
+def test_offer_unchanged_for_a_week_may_rise(mp32):
+    r = sc(mp32, """
+h = S.House(S.make_cfg({'mode': L.MODE_NORMAL, 'fuse_ma': 25000}), T0)
+h.other[0] = 15000                                       # 10 A left
+h.run(WEEK, QUIET); a = snap(h)
+h.other[0] = 0                                           # the oven off: 25 A
+h.run(10000); b = snap(h)
+result = [a, b]
+""")
+    a, b = r
+    assert a["offer"] == 10000 and a["contactor"]
+    assert b["offer"] == 25000 and b["reason"] == "house fuse", b
+    assert not a["errors"] and not b["errors"]
+
+
+def test_minpv_six_amps_for_a_week_then_surplus_raises(mp32):
+    r = sc(mp32, """
+h = S.House(S.make_cfg({'mode': L.MODE_MINPV, 'fuse_ma': 25000}), T0)
+h.run(WEEK, QUIET); a = snap(h)
+for p in range(3): h.pv[p] = 12000
+h.run(90000); b = snap(h)
+result = [a, b]
+""")
+    a, b = r
+    assert a["offer"] == 6000 and a["reason"] == "minimum current"
+    assert 11000 <= b["offer"] <= 12000 and b["reason"] == "solar surplus", b

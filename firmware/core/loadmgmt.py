@@ -10,7 +10,7 @@
 # magnitude with the sign of the phase power). "Other load" on a phase is mains minus what
 # the wallbox itself draws there; the wallbox may take fuse - other on every phase it uses.
 from micropython import const
-from time import ticks_diff
+from time import ticks_add, ticks_diff
 
 from firmware.core.consts import CLAIM_NONE_MA
 
@@ -40,6 +40,16 @@ _RAISE_MS = const(5000)  # an offer goes up at most this often (down: at once)
 _STEP_MA = const(1000)  # and only by whole amps of change (fewer offer changes)
 _PV_HOLD_MS = const(5000)  # surplus-driven changes at most this often
 _P3_HYST_MA = const(1500)  # 1p -> 3p needs 3 x 6 A plus this much
+_OLD_MS = const(1 << 28)  # ~3.1 days: longer than any wait here (config: at most 7200 s)
+
+
+def _recent(t, now):
+    """`t`, or `now - _OLD_MS` if t is older (or ahead: wrapped). ticks_ms wraps every 2**30
+    ms on the chip and ticks_diff is only right below 2**29 ms (~6.2 days): a timestamp not
+    looked at for that long (an offer held, a pause, for a week) reads as 'just now'. Brought
+    forward every step, it stays 'long ago' and every wait on it (< _OLD_MS) stays over."""
+    d = ticks_diff(now, t)
+    return t if 0 <= d <= _OLD_MS else ticks_add(now, -_OLD_MS)
 
 
 class LmConfig:
@@ -132,6 +142,7 @@ class LoadManager:
     def step(self, now):
         cfg = self.cfg
         self._session(now)
+        self._changed_at = _recent(self._changed_at, now)  # unread while the offer holds
         # The feed ages in every mode: left unread through a week of mode off, a reading looked
         # fresh again (ticks_diff < 0 past 2**29 ms: the tick period is 2**30). No reading is
         # stamped after the step that sees it, so a negative age is stale as well.
