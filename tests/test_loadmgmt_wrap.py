@@ -45,6 +45,36 @@ result = snap(h)
     assert not r["errors"]
 
 
+def test_sun_after_a_sunless_week_starts_pv_charging(mp32):
+    r = sc(mp32, """
+h = S.House(S.make_cfg({'mode': L.MODE_PV, 'fuse_ma': 25000, 'start_ms': 60000,
+                        'min_pause_ms': 60000}), T0)
+h.run(WEEK, QUIET); a = snap(h)                          # no sun: paused
+for p in range(3): h.pv[p] = 15000                       # 45 A surplus
+h.run(300000); b = snap(h)
+result = [a, b]
+""")
+    a, b = r
+    assert a["offer"] == 0 and a["reason"] == "no solar surplus"
+    assert b["contactor"] and b["reason"] == "solar surplus" and b["offer"] >= 12000, b
+    assert not a["errors"] and not b["errors"]
+
+
+def test_fuse_pause_of_a_week_ends_after_the_minimum_pause(mp32):
+    r = sc(mp32, """
+h = S.House(S.make_cfg({'mode': L.MODE_NORMAL, 'fuse_ma': 25000, 'min_pause_ms': 60000}), T0)
+h.other[0] = 22000                                       # 3 A left: paused
+h.run(WEEK, QUIET); a = snap(h)
+h.other[0] = 0
+h.run(70000); b = snap(h)
+result = [a, b]
+""")
+    a, b = r
+    assert a["offer"] == 0 and a["reason"] == "house fuse: paused"
+    assert b["offer"] == 25000 and b["contactor"], b
+    assert not a["errors"] and not b["errors"]
+
+
 def test_offer_unchanged_for_a_week_may_rise(mp32):
     r = sc(mp32, """
 h = S.House(S.make_cfg({'mode': L.MODE_NORMAL, 'fuse_ma': 25000}), T0)
