@@ -101,3 +101,59 @@ result = [a, b]
     a, b = r
     assert a["offer"] == 6000 and a["reason"] == "minimum current"
     assert 11000 <= b["offer"] <= 12000 and b["reason"] == "solar surplus", b
+
+
+def test_first_switch_to_three_phases_after_a_week_on_one(mp32):
+    r = sc(mp32, """
+h = S.House(S.make_cfg({'mode': L.MODE_PV, 'fuse_ma': 25000, 'start_ms': 0, 'stop_ms': 5000,
+                        'min_charge_ms': 0, 'min_pause_ms': 0, 'phase_switch': True,
+                        'switch_min_ms': 300000}), T0)
+for p in range(3): h.pv[p] = 3000                        # 9 A: one phase
+h.run(60000); a = snap(h)
+h.connected = False                                      # unplugged for a week
+h.run(WEEK, QUIET)
+for p in range(3): h.pv[p] = 8000                        # 24 A: three phases
+h.run(60000)
+h.connected = True
+h.run(60000); b = snap(h)
+result = [a, b]
+""")
+    a, b = r
+    assert a["phases"] == 1 and a["switches"] == 1 and a["contactor"]
+    assert b["phases"] == 3 and b["switches"] == 2 and b["contactor"], b
+    assert not a["errors"] and not b["errors"]
+
+
+def test_switch_to_one_phase_after_a_week_of_charging(mp32):
+    """_may_stop: a week of charging counts as more than min_charge_ms."""
+    r = sc(mp32, """
+h = S.House(S.make_cfg({'mode': L.MODE_PV, 'fuse_ma': 25000, 'start_ms': 0, 'stop_ms': 5000,
+                        'min_charge_ms': 600000, 'min_pause_ms': 0, 'phase_switch': True,
+                        'switch_min_ms': 300000}), T0)
+for p in range(3): h.pv[p] = 8000                        # 24 A: three phases
+h.run(WEEK, QUIET); a = snap(h)
+for p in range(3): h.pv[p] = 3000                        # 9 A: one phase
+h.run(60000); b = snap(h)
+result = [a, b]
+""")
+    a, b = r
+    assert a["phases"] == 3 and a["contactor"]
+    assert b["phases"] == 1 and b["switches"] == 1 and b["contactor"], b
+    assert not a["errors"] and not b["errors"]
+
+
+def test_pv_stops_after_a_week_of_charging(mp32):
+    """_may_stop: the solar stop after stop_ms is not held off for days (6 A grid import)."""
+    r = sc(mp32, """
+h = S.House(S.make_cfg({'mode': L.MODE_PV, 'fuse_ma': 25000, 'start_ms': 0, 'stop_ms': 300000,
+                        'min_charge_ms': 600000, 'min_pause_ms': 0}), T0)
+for p in range(3): h.pv[p] = 8000
+h.run(WEEK, QUIET); a = snap(h)
+for p in range(3): h.pv[p] = 0                           # night
+h.run(330000); b = snap(h)
+result = [a, b]
+""")
+    a, b = r
+    assert a["contactor"] and a["reason"] == "solar surplus"
+    assert b["offer"] == 0 and b["reason"] == "no solar surplus" and not b["contactor"], b
+    assert not a["errors"] and not b["errors"]

@@ -144,6 +144,8 @@ class LoadManager:
         self._session(now)
         self._changed_at = _recent(self._changed_at, now)  # unread while the offer holds
         self._pause_since = _recent(self._pause_since, now)  # unread while paused without sun
+        self._switched_at = _recent(self._switched_at, now)  # unread while the phases stay
+        self._charge_since = _recent(self._charge_since, now)  # unread while charging on
         # The feed ages in every mode: left unread through a week of mode off, a reading looked
         # fresh again (ticks_diff < 0 past 2**29 ms: the tick period is 2**30). No reading is
         # stamped after the step that sees it, so a negative age is stale as well.
