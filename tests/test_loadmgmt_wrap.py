@@ -157,3 +157,23 @@ result = [a, b]
     assert a["contactor"] and a["reason"] == "solar surplus"
     assert b["offer"] == 0 and b["reason"] == "no solar surplus" and not b["contactor"], b
     assert not a["errors"] and not b["errors"]
+
+
+def test_start_timer_interrupted_for_a_week_by_a_group_share_of_zero(mp32):
+    """_timer_since: the pv start timer runs on while a group share of 0 pauses the wallbox
+    (it is not looked at then); a week later it must not read 'just started'."""
+    r = sc(mp32, """
+h = S.House(S.make_cfg({'mode': L.MODE_PV, 'fuse_ma': 25000, 'start_ms': 60000,
+                        'min_pause_ms': 60000}), T0)
+for p in range(3): h.pv[p] = 15000
+h.run(90000); a = snap(h)                                # start timer running
+h.lm.group_ma = 0
+h.run(WEEK, QUIET); b = snap(h)
+h.lm.group_ma = CLAIM_NONE_MA
+h.run(120000); c = snap(h)
+result = [a, b, c]
+""")
+    a, b, c = r
+    assert a["offer"] == 0 and a["reason"] == "no solar surplus"
+    assert b["offer"] == 0 and b["reason"] == "group share"
+    assert c["contactor"] and c["reason"] == "solar surplus", c

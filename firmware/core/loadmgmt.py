@@ -146,6 +146,7 @@ class LoadManager:
         self._pause_since = _recent(self._pause_since, now)  # unread while paused without sun
         self._switched_at = _recent(self._switched_at, now)  # unread while the phases stay
         self._charge_since = _recent(self._charge_since, now)  # unread while charging on
+        self._timer_since = _recent(self._timer_since, now)  # unread in a fuse/group pause
         # The feed ages in every mode: left unread through a week of mode off, a reading looked
         # fresh again (ticks_diff < 0 past 2**29 ms: the tick period is 2**30). No reading is
         # stamped after the step that sees it, so a negative age is stale as well.
