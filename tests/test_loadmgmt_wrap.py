@@ -177,3 +177,76 @@ result = [a, b, c]
     assert a["offer"] == 0 and a["reason"] == "no solar surplus"
     assert b["offer"] == 0 and b["reason"] == "group share"
     assert c["contactor"] and c["reason"] == "solar surplus", c
+
+
+MAINS = """
+import time as T
+from firmware.core import loadmgmt as L
+from firmware.services import mains as M
+
+class Clock:
+    def __init__(self): self.now = T.ticks_add(0, -600000)
+    def ticks_ms(self): return self.now
+    def ticks_diff(self, a, b): return T.ticks_diff(a, b)
+    def later(self, ms):
+        while ms > 0:
+            d = ms if ms < 86400000 else 86400000
+            self.now = T.ticks_add(self.now, d)
+            ms -= d
+
+CFG = {'lm_mode': 'normal', 'mains_max_a': 25, 'pv_import_a': 0, 'pv_start_s': 60,
+       'pv_stop_s': 300, 'pv_min_charge_s': 600, 'lm_min_pause_s': 60, 'pv_attack_pm': 50,
+       'pv_decay_pm': 400, 'mains_timeout_s': 11, 'lm_safe_a': 6, 'phase_auto': False,
+       'phase_switch': False, 'phases': 3, 'phase_switch_min_s': 300, 'mains_source': 'mqtt',
+       'dim_source': 'none'}
+
+class Config:
+    version = 1
+    def get(self, k): return CFG[k]
+
+class Store:
+    def __init__(self): self.events = []
+    def get(self, k): return None
+    def put(self, *a): pass
+    def event(self, kind, text, *a): self.events.append([kind, text])
+
+class Evse:
+    def set_claim_ma(self, k, v): pass
+
+class Rt:
+    def __init__(self):
+        self.config = Config(); self.store = Store(); self.evse = Evse(); self.link = None
+
+clock = Clock()
+M.time = clock
+try:
+    rt = Rt()
+    m = M.Mains(rt)
+    lm = m.lm
+    lm.feed_ok = True
+    out = []
+    def report(reason):
+        lm.reason = reason
+        m._report()
+        out.append([e[1] for e in rt.store.events if e[0] == 'lm_limit'])
+    report(L.R_FUSE)
+    clock.later(7 * 86400000)                   # a week without a change
+    report(L.R_FUSE_PAUSE)
+    clock.later(2000)                           # a flapping reason: still one per 10 s
+    report(L.R_FUSE)
+    clock.later(10000)
+    report(L.R_FUSE)
+    result = out
+finally:
+    M.time = T
+"""
+
+
+def test_reason_event_after_a_quiet_week(mp32):
+    """mains.py _reason_ms: the first reason change after a week is logged at once (not held
+    back up to 6.2 days by a negative ticks_diff); the 10 s rate limit still holds."""
+    a, b, c, d = mp32.run(MAINS)
+    assert a == ["limited by: house fuse 25 A"]
+    assert b == a + ["limited by: house fuse: paused 25 A"], b
+    assert c == b
+    assert d == b + ["limited by: house fuse 25 A"]

@@ -267,8 +267,10 @@ class Mains:
                 self._notify("mains_lost")
                 self._last_feed_ok = ok
         now = time.ticks_ms()
-        if lm.reason != self._last_reason and (self._last_reason < 0 or time.ticks_diff(
-                now, self._reason_ms) >= _REASON_LOG_MS):
+        # d < 0: the last event is over 2**29 ms old (ticks wrap every 2**30 ms): long ago
+        d = time.ticks_diff(now, self._reason_ms)
+        if lm.reason != self._last_reason and (self._last_reason < 0 or d < 0 or
+                                               d >= _REASON_LOG_MS):
             self._last_reason = lm.reason  # (a flapping reason: one event per 10 s at most)
             self._reason_ms = now
             st.event("lm_limit", ("limited by: " + L.reason_text(lm))[:60])
