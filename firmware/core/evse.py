@@ -165,6 +165,7 @@ class Evse:
         self._lock_ok = True
         self._trips = [0, 0, 0]  # times of the last trips (ring)
         self._ntrips = 0
+        self._last_trip = 0  # time of the newest trip in the ring (step ages the ring out)
         self.outputs.phases = self.cfg.phases
         self._phases_target = self.cfg.phases
         self.fault = 0
@@ -288,6 +289,7 @@ class Evse:
             return
         self.fault |= bit
         self._retry_at = now
+        self._last_trip = now
         t = self._trips
         t[self._ntrips % _LOCKOUT_TRIPS] = now
         self._ntrips += 1
@@ -362,6 +364,14 @@ class Evse:
         allowed = self._limits(inp, was_closed, now)
         if self.fault & _RETRY_FAULTS:
             self._retry(now)
+        if self._ntrips:
+            # Age the trip ring out once its newest trip is older than the lockout window:
+            # ticks wrap every 2**30 ms (~12.4 d) and ticks_diff is only right below 2**29,
+            # so a trip kept for days read as recent (trips day 0, 1, 7 latched a lockout).
+            # Looked at every step, each kept trip is < 2 windows old when _trip reads it.
+            d = ticks_diff(now, self._last_trip)
+            if d > _LOCKOUT_WINDOW_MS or d < 0:
+                self._ntrips = 0
         want_lock = self._lock(inp, drive_f, now) if self.cfg.lock_fitted else False
         if self._rt == _RT_NEEDED:
             self._start_rcd_test(was_closed, drive_f, now)
@@ -524,6 +534,10 @@ class Evse:
         """F for a fault (ref §1 state F), PWM when ready with an EV (ref §2), steady
         +12 V otherwise; the wake-up sequence (ref §8, EVerest A.5.3) overrides PWM."""
         if self.fault & _DRIVE_F_FAULTS:
+            # A fault ends a running wake-up: resumed after the fault, its stale stage and
+            # _wake_since (read by ticks_diff, valid < 2**29 ms) held F for up to 6.2 days.
+            if self._wake_stage:
+                self._wake_stage = 0
             return PILOT_MINUS12
         cp = self.cp.state
         if ready and ST_B <= cp <= ST_D:
@@ -552,7 +566,9 @@ class Evse:
         ev_wants = cp == ST_C or (cp == ST_D and cfg.ventilation)
         rcd_ok = self._rt == _RT_PASSED
         fault = self.fault
-        if (ev_wants and not fault and c.diode_ok
+        # Timed under PWM only: C held through a pause (C1) kept _c_since for days, and
+        # after > 2**29 ms (6.2 d) ticks_diff read negative: a re-enable did not close.
+        if (ev_wants and pilot == PILOT_PWM and not fault and c.diode_ok
                 and (not cfg.lock_fitted or self._lock_ok)):
             if not self._c_timing:
                 self._c_timing = True
@@ -699,6 +715,7 @@ class Evse:
             self._block_close(now, self.cfg.min_off_ms)
         self._stopping = False
         self._grace = False
+        self._c_timing = False  # a close after an open times its 100 ms of C afresh
 
     def _block_close(self, now, ms):
         t = ticks_add(now, ms)
