@@ -211,13 +211,20 @@ class World:
             self.draw_ma = 0
         elif self.load_ma >= 0:
             self.draw_ma = self.load_ma
-        elif time.ticks_diff(now, self._target_since) >= self.delay_ms * 1000:
-            self.draw_ma = target
+        else:
+            # d < 0: the target was set > 2**29 us (8.9 min) ago (ticks_us wraps every 2**30
+            # us on a 32-bit port and the chip): the delay is long over, e.g. after load_ma.
+            d = time.ticks_diff(now, self._target_since)
+            if d >= self.delay_ms * 1000 or d < 0:
+                self.draw_ma = target
         if self.draw_ma and dt > 0:
             self._energy(self.mains_mv // 1000 * self.draw_ma * self.live_phases(), dt)
         # Lock actuator travel.
         if self._lock_pos != self.lock and not self.lock_jammed:
-            if time.ticks_diff(now, self._lock_since) >= _LOCK_US:
+            # d < 0: commanded > 2**29 us (8.9 min) ago, e.g. a long jam just cleared: the
+            # travel time is long over (it read negative up to 17.9 min after the command).
+            d = time.ticks_diff(now, self._lock_since)
+            if d >= _LOCK_US or d < 0:
                 self._lock_pos = self.lock
 
     def _energy(self, p_mw, dt_us):
@@ -288,8 +295,16 @@ class World:
         now = time.ticks_us()
         if self.rcd_test:
             return time.ticks_diff(now, self._rcd_test_on_us) >= _RCD_TRIP_US
-        return bool(self._rcd_test_off_us) and \
-            time.ticks_diff(now, self._rcd_test_off_us) < _RCD_CLEAR_US
+        off = self._rcd_test_off_us
+        if off:
+            # Released _RCD_CLEAR_US after the test input dropped, for good: the time was
+            # kept, and with ticks_us wrapping every 2**30 us (32-bit port, chip) ticks_diff
+            # read negative 8.9-17.9 min after every self-test: tripped again (F_RCD_TRIP).
+            d = time.ticks_diff(now, off)
+            if 0 <= d < _RCD_CLEAR_US:
+                return True
+            self._rcd_test_off_us = 0
+        return False
 
 
 # --- drivers with the hal/ interfaces ----------------------------------------------------
