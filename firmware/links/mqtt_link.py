@@ -258,7 +258,12 @@ class Link:
 
     def _take_token(self):
         now = time.ticks_ms()
-        t = self._tokens + time.ticks_diff(now, self._tok_ms) * _CMD_PER_S
+        d = time.ticks_diff(now, self._tok_ms)
+        # ticks wrap every 2**30 ms: after > 6.2 days without a command d is negative (or
+        # meaningless); any gap of 3 s or more refills the bucket, so cap it there
+        if d < 0 or d > _CMD_BURST * 1000 // _CMD_PER_S:
+            d = _CMD_BURST * 1000 // _CMD_PER_S
+        t = self._tokens + d * _CMD_PER_S
         self._tok_ms = now
         if t > _CMD_BURST * 1000:
             t = _CMD_BURST * 1000

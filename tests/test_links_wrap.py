@@ -1,0 +1,82 @@
+"""Tick wrap in the links (MQTT command bucket and fallback, group sharing, web sessions and
+failed logins, console factory_reset, uptime_s): the chips' ticks_ms has a period of 2**30
+and ticks_diff is only valid below 2**29 ms (~6.2 days), so a stamp kept longer turns
+negative. Every test runs the device code with a fake `time` whose ticks wrap at 2**30 as
+on the chips (on both VMs: the 64-bit port's own ticks would take 2**62 ms to wrap) and
+moves it on by days, calling store.uptime_s() every hour as the flush task does (every
+200 ms). Each VM process runs one test: the fake is in sys.modules before any import."""
+import json
+
+import pytest
+
+from mp import MicroPython
+
+PRELUDE = """
+import sys
+import asyncio  # first: its scheduler keeps the real clock (sleep_ms(0) in hash_password)
+import time as _rt
+_M = 0x3FFFFFFF
+_H = 0x20000000
+class FakeTime:
+    def __init__(self):
+        self.t = 0
+    def ticks_ms(self):
+        return self.t & _M
+    def ticks_diff(self, a, b):
+        return ((a - b + _H) & _M) - _H
+    def ticks_add(self, a, d):
+        if not -_H < d < _H:
+            raise OverflowError('ticks interval overflow')
+        return (a + d) & _M
+    def __getattr__(self, k):
+        return getattr(_rt, k)
+T = FakeTime()
+T.t = 12345
+sys.modules['time'] = T
+import json
+from firmware.startup import build
+H = 3600000
+DAY = 24 * H
+def make(config=None):
+    return build({"data": data["dir"], "board": "sim",
+                  "config": json.dumps(config) if config else None})
+rt = None
+def advance(ms, step=H):
+    while ms > 0:
+        d = step if ms > step else ms
+        T.t += d
+        ms -= d
+        if rt is not None:
+            rt.store.uptime_s()
+"""
+
+
+@pytest.fixture(params=["pypi", "mp32"])
+def dev(request, tmp_path):
+    vm = MicroPython(vm=request.param)
+    d = str(tmp_path / "data")
+
+    def run(code):
+        return vm.run(PRELUDE + code, {"dir": d})
+    run.vm = vm
+    yield run
+    vm.close()
+
+
+# ---- mqtt_link ----------------------------------------------------------------
+
+def test_command_bucket_full_after_a_week_without_commands(dev):
+    """Item 13: 6.2-12.4 days after the last command every live command was 'busy'."""
+    r = dev("""
+rt = make()
+from firmware.links.mqtt_link import Link
+ln = Link(rt)
+first = ln._take_token()
+out = []
+for days in (7, 9, 12, 14, 20):
+    advance(days * DAY)
+    burst = [ln._take_token() for _ in range(31)]  # the bucket: 30, refilled at 10/s
+    out.append(burst.count(True))
+result = [first, out]
+""")
+    assert r == [True, [30] * 5]
