@@ -80,3 +80,69 @@ for days in (7, 9, 12, 14, 20):
 result = [first, out]
 """)
     assert r == [True, [30] * 5]
+
+
+# ---- web_auth -------------------------------------------------------------------
+
+AUTH = """
+rt = make()
+from firmware.links.web_auth import Auth
+def auth(session_h):
+    a = Auth(rt.config, rt.store, session_h * 3600)
+    if a.code_for() is not None:
+        tok, err = asyncio.run(a.setup(a.setup_code, "correct horse"))
+        assert err is None, err
+    return a
+def login(a, pw):
+    return asyncio.run(a.login(pw))
+"""
+
+
+def test_web_session_of_168_h_expires(dev):
+    """Item 11: web_session_h 150..168 (> 2**29 ms): sessions never expired."""
+    r = dev(AUTH + """
+a = auth(168)
+tok, _ = login(a, "correct horse")
+advance(167 * H)
+at167 = a.session(tok) is not None
+advance(2 * H)
+result = [at167, a.session(tok) is not None]
+""")
+    assert r == [True, False]
+
+
+def test_web_session_not_looked_at_stays_expired(dev):
+    """Item 11: a 12 h session not looked at until day 6.2..12.4 became valid again."""
+    r = dev(AUTH + """
+a = auth(12)
+t1, _ = login(a, "correct horse")
+advance(11 * H)
+at11 = a.session(t1) is not None
+t2, _ = login(a, "correct horse")
+advance(189 * H)  # at 200 h, nobody asked since 11 h
+result = [at11, a.session(t2) is not None, a.session(t1) is not None]
+""")
+    assert r == [True, False, False]
+
+
+def test_week_old_failed_logins_do_not_count(dev):
+    """Item 12: 4 failures a week ago and 1 now locked the login for ~4 days."""
+    r = dev(AUTH + """
+a = auth(12)
+for i in range(4):
+    login(a, "wrong %d" % i)
+advance(7 * DAY)
+login(a, "wrong again")
+tok, err = login(a, "correct horse")
+# the rate limit itself: 5 failures lock the login for the window (60 s), then not
+for i in range(5):
+    login(a, "wrong %d" % i)
+locked = a.locked_s()
+advance(30000)
+half = a.locked_s()
+advance(31000)
+result = [tok is not None, err, locked, half, a.locked_s()]
+""")
+    ok, err, locked, half, after = r
+    assert ok and err is None, err
+    assert 59 <= locked <= 61 and 29 <= half <= 31 and after == 0, r

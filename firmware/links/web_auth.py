@@ -6,7 +6,6 @@
 # CSRF token that every POST must carry. Failed logins and setup codes are rate limited
 # for the whole box (an attacker can slow the owner down for a minute, never guess).
 import asyncio
-import time
 from micropython import const
 
 try:
@@ -23,7 +22,7 @@ ITERATIONS = const(2000)  # hash rounds: yields to the loop every _SLICE rounds
 _SLICE = const(100)
 MAX_SESSIONS = const(4)  # a fifth login ends the oldest session
 FAIL_MAX = const(5)  # failed logins / setup codes allowed ...
-FAIL_WINDOW_MS = const(60000)  # ... per this window, for the whole box
+FAIL_WINDOW_S = const(60)  # ... per this window, for the whole box
 PW_MIN = const(8)
 PW_MAX = const(64)
 
@@ -76,13 +75,17 @@ def _stored(text):
 
 
 class Auth:
-    def __init__(self, config, store, session_s, clock=time.ticks_ms):
+    def __init__(self, config, store, session_s, clock=None):
         self.config = config
         self.store = store
-        self.session_ms = session_s * 1000
-        self.clock = clock
-        self.sessions = {}  # token -> [created_ms, csrf]
-        self.fails = []  # times of recent failures (at most FAIL_MAX)
+        self.session_s = session_s
+        self.session_ms = session_s * 1000  # (web.py: the cookie's Max-Age)
+        # Seconds of uptime, not ticks_ms: the ticks wrap every 2**30 ms (ticks_diff is
+        # valid below 6.2 days, web_session_h goes to 168 h, and an unvisited session or
+        # failure would come back as recent). store.uptime_s() is kept wrap-safe.
+        self.clock = clock or store.uptime_s
+        self.sessions = {}  # token -> [created_s, csrf]
+        self.fails = []  # uptime_s of recent failures (at most FAIL_MAX)
         self.setup_code = None
         self.code_for()
 
@@ -105,10 +108,10 @@ class Auth:
     def locked_s(self):
         """Seconds until another attempt is allowed (0 = now)."""
         now = self.clock()
-        self.fails = [t for t in self.fails if time.ticks_diff(now, t) < FAIL_WINDOW_MS]
+        self.fails = [t for t in self.fails if now - t <= FAIL_WINDOW_S]  # whole seconds: >= 60 s
         if len(self.fails) < FAIL_MAX:
             return 0
-        return (FAIL_WINDOW_MS - time.ticks_diff(now, self.fails[0])) // 1000 + 1
+        return FAIL_WINDOW_S - (now - self.fails[0]) + 1
 
     def _failed(self):
         self.fails.append(self.clock())
@@ -158,7 +161,7 @@ class Auth:
         if len(self.sessions) >= MAX_SESSIONS:
             oldest = None
             for t, s in self.sessions.items():
-                if oldest is None or time.ticks_diff(s[0], self.sessions[oldest][0]) < 0:
+                if oldest is None or s[0] < self.sessions[oldest][0]:
                     oldest = t
             del self.sessions[oldest]
         tok = random_hex(16)
@@ -168,11 +171,11 @@ class Auth:
     def _expire(self):
         now = self.clock()
         for t in [t for t, s in self.sessions.items()
-                  if time.ticks_diff(now, s[0]) >= self.session_ms]:
+                  if now - s[0] >= self.session_s]:
             del self.sessions[t]
 
     def session(self, token):
-        """The session [created_ms, csrf] of a cookie value, or None (unknown or expired)."""
+        """The session [created_s, csrf] of a cookie value, or None (unknown or expired)."""
         if type(token) is not str or len(token) != 32 or not self.has_password():
             return None
         self._expire()
