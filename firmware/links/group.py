@@ -16,11 +16,25 @@ from firmware.core.consts import CLAIM_NONE_MA
 
 _PERIOD_MS = const(1000)
 _MIN_MA = const(6000)
+# The ticks wrap every 2**30 ms and ticks_diff is valid below 2**29 ms (6.2 days): no rotation
+# stamp is kept older than this (a day: longer than group_rotate_s, at most 2 h).
+_AGE_MAX_MS = const(86400000)
+
+
+def age(st, now):
+    """Keep the rotation stamps of st (allocate's) at most _AGE_MAX_MS old: a slot held or
+    a wait of a week must not look new or negative (called every second, as allocate)."""
+    for s in st.values():
+        if s[0] is not None and time.ticks_diff(now, s[0]) > _AGE_MAX_MS:
+            s[0] = time.ticks_add(now, -_AGE_MAX_MS)
+        if s[1] is not None and time.ticks_diff(now, s[1]) > _AGE_MAX_MS:
+            s[1] = time.ticks_add(now, -_AGE_MAX_MS)
 
 
 def allocate(members, budget_ma, now, st, rotate_ms):
     """members: [(id, want_ma)]; st: id -> [served_since or None, waiting_since or None]
     (the leader's rotation memory, updated here). Returns {id: share_ma}."""
+    age(st, now)
     dem = [m for m in members if m[1] >= _MIN_MA]
     for i, _ in members:
         if i not in st:
@@ -81,6 +95,7 @@ class Group:
         self._rot = {}
         self._seq = 0
         self._listen_since = None
+        self._listening = False  # connected less than mains_timeout_s ago: not leading yet
         self.bad = 0
         self.link = None
         self._apply(self.safe_ma(), True)  # until a leader speaks
@@ -124,6 +139,12 @@ class Group:
 
     def step(self, now):
         timeout = self._cfg("mains_timeout_s") * 1000
+        al = self.alloc
+        if al is not None and time.ticks_diff(now, al[0]) > timeout:
+            # dropped once stale: the ticks wrap every 2**30 ms, and an allocation kept
+            # > 6.2 days would look fresh again (an old share instead of the safe one)
+            self.alloc = al = None
+        age(self._rot, now)  # also while not leading: kept, it must not age past 6.2 days
         c = self.link.client if self.link is not None else None
         if c is None or not c.connected:
             self._listen_since = None  # cut off: nobody can coordinate with us
@@ -132,6 +153,9 @@ class Group:
             return
         if self._listen_since is None:
             self._listen_since = now  # (re)connected: listen a timeout long before leading
+            self._listening = True
+        elif self._listening and time.ticks_diff(now, self._listen_since) >= timeout:
+            self._listening = False  # done (once: after 6.2 days the ticks_diff would wrap)
         for i in list(self.members):
             if time.ticks_diff(now, self.members[i][0]) > timeout:
                 del self.members[i]
@@ -139,7 +163,7 @@ class Group:
         want = self.want_ma()
         c.publish(self.prefix + "member/" + self.id, '{"want":%d}' % want, 0)
         if self.leader == self.id:
-            if time.ticks_diff(now, self._listen_since) < timeout:
+            if self._listening:
                 self._apply(self.safe_ma(), True)
                 return
             # boxes of the group not heard may still draw their safe share: keep it free
@@ -152,8 +176,7 @@ class Group:
                 {"leader": self.id, "seq": self._seq, "a": a}), 0)
             self._apply(a[self.id], False)
             return
-        al = self.alloc
-        if al is not None and time.ticks_diff(now, al[0]) <= timeout:
+        if al is not None:
             self._apply(al[2], False)  # the leader's word (or the old leader's, until timeout)
         else:
             self._apply(self.safe_ma(), True)
