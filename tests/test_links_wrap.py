@@ -82,6 +82,34 @@ result = [first, out]
     assert r == [True, [30] * 5]
 
 
+def test_fallback_after_a_week_without_commands_when_switched_on(dev):
+    """Low (mqtt_link.py:472): fallback_timeout_s set after > 6.2 days without a command."""
+    r = dev("""
+rt = make({"fallback_timeout_s": 0})
+from firmware.links.mqtt_link import Link
+ln = Link(rt)
+advance(7 * DAY)
+ln._check_fallback(T.ticks_ms())
+before = ln._fallback
+rt.config.set("fallback_timeout_s", 60)
+ln._check_fallback(T.ticks_ms())
+result = [before, ln._fallback]
+""")
+    assert r == [False, True]
+
+
+def test_uptime_after_a_week(dev):
+    """Low (runtime.py:647, mqtt_link.py:377): status uptime_s went negative after 6.2 days."""
+    r = dev("""
+rt = make()
+from firmware.links.mqtt_link import Link
+ln = Link(rt)
+advance(7 * DAY)
+result = [rt.status()["uptime_s"], json.loads(ln.status_json())["uptime_s"]]
+""")
+    assert r == [7 * 86400] * 2
+
+
 # ---- group --------------------------------------------------------------------
 
 GROUP = """
@@ -230,3 +258,25 @@ result = [tok is not None, err, locked, half, a.locked_s()]
     ok, err, locked, half, after = r
     assert ok and err is None, err
     assert 59 <= locked <= 61 and 29 <= half <= 31 and after == 0, r
+
+
+# ---- console ----------------------------------------------------------------------
+
+def test_factory_reset_code_from_last_week_is_refused(dev):
+    """Low (technician/service.py:200): a confirmation code older than 6.2 days was accepted."""
+    r = dev("""
+rt = make()
+from firmware.technician.service import Service
+svc = Service(rt)
+rt.config.set("max_current_a", 10)
+svc.factory_reset()
+code = svc._confirm[0]
+advance(7 * DAY)
+svc.factory_reset(code)
+stale = rt.config.get("max_current_a")
+svc.factory_reset()
+advance(59000)
+svc.factory_reset(svc._confirm[0])
+result = [stale, rt.config.get("max_current_a")]
+""")
+    assert r[0] == 10 and r[1] != 10  # refused a week later; taken within 60 s

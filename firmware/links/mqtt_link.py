@@ -379,7 +379,7 @@ class Link:
             "faults": E.fault_names(o.fault), "authorized": e.authorized,
             "fallback": self._fallback, "mqtt_dropped": self.client.dropped,
             "cmd_busy": self.busy, "mqtt_lost": self.lost,
-            "uptime_s": time.ticks_diff(time.ticks_ms(), rt.started_ms) // 1000,
+            "uptime_s": rt.store.uptime_s(),  # wrap-safe (a ticks_diff turns negative after 6.2 days)
             "fw": _fw()})
 
     def publish_telemetry(self):
@@ -474,7 +474,10 @@ class Link:
                 rt.store.event("fallback_end", "")
                 self.on_event("fallback_end", "")
             return
-        if to and time.ticks_diff(now, rt.last_command_ms) >= to * 1000:
+        d = time.ticks_diff(now, rt.last_command_ms)
+        # d < 0: the last command is 6.2..12.4 days old (ticks wrap every 2**30 ms; it is not
+        # refreshed while fallback_timeout_s is 0): long overdue, not "just now"
+        if to and (d < 0 or d >= to * 1000):
             fb = rt.config.get("fallback_current_a") * 1000
             self._fb_saved_ma = e.backend_ma
             self._fb_ma = fb if fb < e.backend_ma else e.backend_ma

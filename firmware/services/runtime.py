@@ -644,7 +644,7 @@ class Runtime:
             "voltage_v": [x / 1000 for x in self.v_mv], "power_w": self.power_w,
             "energy_wh": self.store.energy_wh, "temp_c": (self.temp_dc / 10) if self.temp_dc != E.TEMP_NONE else None,
             "rcd": rcd, "meter_error": self.meter_error,
-            "uptime_s": time.ticks_diff(time.ticks_ms(), self.started_ms) // 1000,
+            "uptime_s": self.store.uptime_s(),  # wrap-safe (a ticks_diff turns negative after 6.2 days)
             "fw": VERSION, "ticks": self.stats.ticks, "max_gap_ms": self.stats.max_gap_ms,
             "control": "thread" if self.threaded else "loop",
             "link": self.link.status() if self.link is not None else "off",

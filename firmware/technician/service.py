@@ -196,10 +196,11 @@ class Service:
     def factory_reset(self, confirm=None):
         self.refuse_busy("factory reset")
         now = time.ticks_ms()
+        up = self.rt.store.uptime_s()  # (not ticks: an unused code would look new after 6.2 days)
         c = self._confirm
-        if confirm is None or c is None or confirm != c[0] or time.ticks_diff(now, c[1]) > 60000:
+        if confirm is None or c is None or confirm != c[0] or up - c[1] > 60:
             code = "%04d" % (now % 10000)
-            self._confirm = (code, now)
+            self._confirm = (code, up)
             print("factory_reset sets every config key to its default (WiFi, MQTT, limits).")
             print("Session records, the event log and the energy counter are kept.")
             print("To confirm within 60 s:  factory_reset('%s')" % code)
