@@ -33,6 +33,15 @@ def mp():
     vm.close()
 
 
+@pytest.fixture(scope="module")
+def mp32():
+    """A MicroPython process on the 32-bit VM (tools/mp32: the chip's 4-byte words, 31-bit
+    small ints and 2**30 tick period), one per test module."""
+    vm = MicroPython(vm="mp32")
+    yield vm
+    vm.close()
+
+
 @pytest.fixture(scope="session")
 def mp_fakes():
     """A MicroPython process with the fake `machine` module first on sys.path."""

@@ -4,8 +4,6 @@ evse.step, outputs, edge counters, gap figures, the CT chunk of thread mode -- o
 board under micropython.heap_lock(), through charging, an unplug and a plug-in. Also on the
 32-bit VM (tools/mp32/, the chip's 31-bit small ints) at 230 V x 32 A x 3 phases, where the
 products the tick forms (mV x mA: 7.4e9) would be long ints, allocated every tick."""
-from mp import MicroPython
-import pytest
 
 CODE = """
 data, amps = data
@@ -54,13 +52,6 @@ def _check(vm, tmp_path, amps):
 
 def test_control_pass_allocates_nothing(mp, tmp_path):
     _check(mp, tmp_path, 16)
-
-
-@pytest.fixture(scope="module")
-def mp32():
-    vm = MicroPython(vm="mp32")
-    yield vm
-    vm.close()
 
 
 def test_control_pass_allocates_nothing_on_32bit_at_32a(mp32, tmp_path):

@@ -5,7 +5,6 @@ keeps the house quiet for a week (tests/device/lm_sim.py in 1-minute steps, the 
 10 minutes before a wrap), then checks that the policy still reacts as on day one."""
 import pytest
 
-from mp import MicroPython
 
 PRE = ("import lm_sim as S\nfrom time import ticks_add\nfrom firmware.core import loadmgmt as L\n"
        "from firmware.core.consts import CLAIM_NONE_MA\n"
@@ -14,13 +13,6 @@ PRE = ("import lm_sim as S\nfrom time import ticks_add\nfrom firmware.core impor
        "    return {'offer': lm.offer_ma, 'reason': L.REASON_NAMES[lm.reason], 'feed_ok': lm.feed_ok,"
        " 'phases': h.phases, 'draw': h.draw, 'contactor': h.contactor, 'switches': lm.switches,"
        " 'errors': h.errors}\n")
-
-
-@pytest.fixture(scope="module")
-def mp32():
-    vm = MicroPython(vm="mp32")
-    yield vm
-    vm.close()
 
 
 def sc(vm, body):
