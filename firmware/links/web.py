@@ -247,7 +247,7 @@ class Web:
             tok, err = await web.auth.setup(d.get("code"), d.get("password"))
             if err:
                 return _err(429 if "try again" in err else 400, err)
-            return web._cookie(md.Response({"ok": True}), tok, web.auth.session_ms // 1000)
+            return web._cookie(md.Response({"ok": True}), tok, web.auth.session_s)
 
         @app.post("/api/login")
         async def login(req):
@@ -257,7 +257,7 @@ class Web:
             tok, err = await web.auth.login(req.g.data.get("password"))
             if err:
                 return _err(429 if "try again" in err else 401, err)
-            return web._cookie(md.Response({"ok": True}), tok, web.auth.session_ms // 1000)
+            return web._cookie(md.Response({"ok": True}), tok, web.auth.session_s)
 
         @app.post("/api/logout")
         async def logout(req):

@@ -79,7 +79,6 @@ class Auth:
         self.config = config
         self.store = store
         self.session_s = session_s
-        self.session_ms = session_s * 1000  # (web.py: the cookie's Max-Age)
         # Seconds of uptime, not ticks_ms: the ticks wrap every 2**30 ms (ticks_diff is
         # valid below 6.2 days, web_session_h goes to 168 h, and an unvisited session or
         # failure would come back as recent). store.uptime_s() is kept wrap-safe.
